@@ -1,0 +1,160 @@
+// CPU kernels of the FM interaction: one pass over each [F, K] row of emb, parallel over the batch,
+// the K loop vectorized (omp simd) with float32/float64 accumulation (at::opmath_type).
+#include <ATen/Dispatch.h>
+#include <ATen/OpMathType.h>
+#include <ATen/Parallel.h>
+#include <ATen/ops/empty.h>
+#include <torch/library.h>
+
+#include <algorithm>
+#include <tuple>
+#include <vector>
+
+#include "interaction/fm.h"
+
+namespace fastrec::fm {
+namespace {
+
+// Strided views of the inputs; the last dim of emb has unit stride (with_unit_last_stride).
+template <typename scalar_t>
+struct Inputs {
+  const scalar_t* emb;
+  int64_t emb_stride_b, emb_stride_f;
+  const scalar_t* values;  // nullptr: all ones
+  int64_t values_stride_b, values_stride_f;
+  int64_t batch, fields, dim;
+
+  Inputs(const at::Tensor& e, const std::optional<at::Tensor>& v)
+      : emb(e.const_data_ptr<scalar_t>()),
+        emb_stride_b(e.stride(0)),
+        emb_stride_f(e.stride(1)),
+        values(v.has_value() ? v->const_data_ptr<scalar_t>() : nullptr),
+        values_stride_b(v.has_value() ? v->stride(0) : 0),
+        values_stride_f(v.has_value() ? v->stride(1) : 0),
+        batch(e.size(0)),
+        fields(e.size(1)),
+        dim(e.size(2)) {}
+
+  const scalar_t* row(int64_t b, int64_t f) const { return emb + b * emb_stride_b + f * emb_stride_f; }
+  scalar_t value(int64_t b, int64_t f) const {
+    return values ? values[b * values_stride_b + f * values_stride_f] : scalar_t(1);
+  }
+  int64_t grain() const { return std::max<int64_t>(1, kFastrecMinWorkPerThread / std::max<int64_t>(1, fields * dim)); }
+};
+
+// s_k = sum_f v_f e_fk and q_k = sum_f (v_f e_fk)^2 for batch row b.
+template <typename scalar_t, typename acc_t>
+inline void row_sums(const Inputs<scalar_t>& in, int64_t b, acc_t* __restrict__ sum, acc_t* __restrict__ sum_sq) {
+  std::fill(sum, sum + in.dim, acc_t(0));
+  if (sum_sq != nullptr) std::fill(sum_sq, sum_sq + in.dim, acc_t(0));
+  for (int64_t f = 0; f < in.fields; ++f) {
+    const scalar_t* __restrict__ e = in.row(b, f);
+    const acc_t v = in.value(b, f);
+    if (sum_sq != nullptr) {
+#pragma omp simd
+      for (int64_t k = 0; k < in.dim; ++k) {
+        const acc_t x = v * acc_t(e[k]);
+        sum[k] += x;
+        sum_sq[k] += x * x;
+      }
+    } else {
+#pragma omp simd
+      for (int64_t k = 0; k < in.dim; ++k) sum[k] += v * acc_t(e[k]);
+    }
+  }
+}
+
+template <typename scalar_t>
+void forward_kernel(const Inputs<scalar_t>& in, bool reduce, scalar_t* __restrict__ out) {
+  using acc_t = at::opmath_type<scalar_t>;
+  const int64_t K = in.dim;
+  at::parallel_for(0, in.batch, in.grain(), [&](int64_t begin, int64_t end) {
+    std::vector<acc_t> scratch(2 * K);
+    acc_t* sum = scratch.data();
+    acc_t* sum_sq = sum + K;
+    for (int64_t b = begin; b < end; ++b) {
+      row_sums(in, b, sum, sum_sq);
+      if (reduce) {
+        acc_t total = 0;
+#pragma omp simd reduction(+ : total)
+        for (int64_t k = 0; k < K; ++k) total += pair_term(sum[k], sum_sq[k]);
+        out[b] = static_cast<scalar_t>(total);
+      } else {
+        scalar_t* __restrict__ y = out + b * K;
+#pragma omp simd
+        for (int64_t k = 0; k < K; ++k) y[k] = static_cast<scalar_t>(pair_term(sum[k], sum_sq[k]));
+      }
+    }
+  });
+}
+
+// The row's sums are recomputed from emb rather than saved by the forward: the row is then in L1, so each
+// element of emb is read from memory once and no [B, K] buffer has to live between forward and backward.
+template <typename scalar_t>
+void backward_kernel(const Inputs<scalar_t>& in, const at::Tensor& grad_out, bool reduce, scalar_t* __restrict__ grad_emb,
+                     scalar_t* __restrict__ grad_values) {
+  using acc_t = at::opmath_type<scalar_t>;
+  const int64_t F = in.fields, K = in.dim;
+  const scalar_t* g = grad_out.const_data_ptr<scalar_t>();
+  const int64_t g_stride_b = grad_out.stride(0), g_stride_k = reduce ? 0 : grad_out.stride(1);
+  at::parallel_for(0, in.batch, in.grain(), [&](int64_t begin, int64_t end) {
+    std::vector<acc_t> scratch(2 * K);
+    acc_t* sum = scratch.data();
+    acc_t* grad_k = sum + K;
+    for (int64_t b = begin; b < end; ++b) {
+      row_sums<scalar_t, acc_t>(in, b, sum, nullptr);
+      for (int64_t k = 0; k < K; ++k) grad_k[k] = g[b * g_stride_b + k * g_stride_k];
+      for (int64_t f = 0; f < F; ++f) {
+        const scalar_t* __restrict__ e = in.row(b, f);
+        scalar_t* __restrict__ ge = grad_emb + (b * F + f) * K;
+        const acc_t v = in.value(b, f);
+        if (grad_values != nullptr) {
+          acc_t gv = 0;
+#pragma omp simd reduction(+ : gv)
+          for (int64_t k = 0; k < K; ++k) {
+            const acc_t d = scaled_partial(grad_k[k], sum[k], v * acc_t(e[k]));
+            ge[k] = static_cast<scalar_t>(v * d);
+            gv += acc_t(e[k]) * d;
+          }
+          grad_values[b * F + f] = static_cast<scalar_t>(gv);
+        } else {
+#pragma omp simd
+          for (int64_t k = 0; k < K; ++k) ge[k] = static_cast<scalar_t>(v * scaled_partial(grad_k[k], sum[k], v * acc_t(e[k])));
+        }
+      }
+    }
+  });
+}
+
+at::Tensor fm_interaction_cpu(const at::Tensor& emb_in, const std::optional<at::Tensor>& values, bool reduce) {
+  check_inputs("fm_interaction", emb_in, values);
+  const at::Tensor emb = with_unit_last_stride(emb_in);
+  at::Tensor out = reduce ? at::empty({emb.size(0)}, emb.options()) : at::empty({emb.size(0), emb.size(2)}, emb.options());
+  AT_DISPATCH_FLOATING_TYPES(emb.scalar_type(), "fm_interaction_cpu", [&] {
+    forward_kernel<scalar_t>(Inputs<scalar_t>(emb, values), reduce, out.mutable_data_ptr<scalar_t>());
+  });
+  return out;
+}
+
+std::tuple<at::Tensor, at::Tensor> fm_interaction_backward_cpu(const at::Tensor& grad_out, const at::Tensor& emb_in,
+                                                               const std::optional<at::Tensor>& values, bool reduce) {
+  check_inputs("fm_interaction_backward", emb_in, values);
+  check_grad_out(grad_out, emb_in, reduce);
+  const at::Tensor emb = with_unit_last_stride(emb_in);
+  at::Tensor grad_emb = at::empty(emb.sizes(), emb.options());
+  at::Tensor grad_values = values.has_value() ? at::empty(values->sizes(), emb.options()) : at::empty({0}, emb.options());
+  AT_DISPATCH_FLOATING_TYPES(emb.scalar_type(), "fm_interaction_backward_cpu", [&] {
+    backward_kernel<scalar_t>(Inputs<scalar_t>(emb, values), grad_out, reduce, grad_emb.mutable_data_ptr<scalar_t>(),
+                              values.has_value() ? grad_values.mutable_data_ptr<scalar_t>() : nullptr);
+  });
+  return {grad_emb, grad_values};
+}
+
+}  // namespace
+
+TORCH_LIBRARY_IMPL(fastrec, CPU, m) {
+  m.impl("fm_interaction", &fm_interaction_cpu);
+  m.impl("fm_interaction_backward", &fm_interaction_backward_cpu);
+}
+
+}  // namespace fastrec::fm

@@ -1,0 +1,68 @@
+"""Thin setuptools driver: CMake (CMakeLists.txt) builds the fastrec._C extension against the installed torch.
+
+Environment switches:
+  FASTREC_NATIVE=1   tune for this host's CPU (-march=native); the result may not run on other machines.
+  FASTREC_CUDA=ON|OFF|AUTO   build the CUDA kernels (AUTO: when torch has CUDA and nvcc is found).
+  FASTREC_DEBUG=1    a debug build.
+  MAX_JOBS=N         parallel compile jobs (default: all cores).
+"""
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+from setuptools import Extension, setup
+from setuptools.command.build_ext import build_ext
+
+ROOT = Path(__file__).resolve().parent
+BUILD_INFO = "_build_info.py"  # written by CMake from csrc/build_info.py.in
+
+
+class CMakeExtension(Extension):
+    def __init__(self, name: str) -> None:
+        super().__init__(name, sources=[])
+
+
+class CMakeBuild(build_ext):
+    def build_extension(self, ext: Extension) -> None:
+        try:
+            import torch
+        except ImportError as exc:  # pragma: no cover - depends on the build environment
+            raise RuntimeError(
+                "fastrec builds against the installed torch: install torch first, then "
+                "`pip install --no-build-isolation .`"
+            ) from exc
+
+        output_dir = Path(self.get_ext_fullpath(ext.name)).resolve().parent
+        build_dir = Path(self.build_temp).resolve() / ext.name
+        build_dir.mkdir(parents=True, exist_ok=True)
+        config = "Debug" if os.environ.get("FASTREC_DEBUG") == "1" else "Release"
+        native = "ON" if os.environ.get("FASTREC_NATIVE") == "1" else "OFF"
+        cmake_args = [
+            f"-S{ROOT}",
+            f"-B{build_dir}",
+            "-GNinja",
+            f"-DCMAKE_BUILD_TYPE={config}",
+            f"-DCMAKE_PREFIX_PATH={torch.utils.cmake_prefix_path}",
+            f"-DPython_EXECUTABLE={sys.executable}",
+            f"-DFASTREC_OUTPUT_DIR={output_dir}",
+            f"-DFASTREC_NATIVE={native}",
+            f"-DFASTREC_CUDA={os.environ.get('FASTREC_CUDA', 'AUTO')}",
+            f"-DFASTREC_TORCH_VERSION={torch.__version__}",
+        ]
+        jobs = os.environ.get("MAX_JOBS") or str(os.cpu_count() or 1)
+        subprocess.run(["cmake", *cmake_args], check=True)
+        subprocess.run(["cmake", "--build", str(build_dir), "--parallel", jobs], check=True)
+
+    def copy_extensions_to_source(self) -> None:
+        # Editable installs copy only the extension into src/; the build configuration CMake wrote beside it goes too.
+        super().copy_extensions_to_source()
+        build_py = self.get_finalized_command("build_py")
+        for ext in self.extensions:
+            inplace_file, regular_file = self._get_inplace_equivalent(build_py, ext)
+            info = Path(regular_file).with_name(BUILD_INFO)
+            self.copy_file(str(info), str(Path(inplace_file).with_name(BUILD_INFO)), level=self.verbose)
+
+
+setup(ext_modules=[CMakeExtension("fastrec._C")], cmdclass={"build_ext": CMakeBuild})
