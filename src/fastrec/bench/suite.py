@@ -1,0 +1,94 @@
+"""The quick benchmark suite behind `fastrec bench`: each fastrec op against the baselines users have today.
+
+A case builds its inputs once and exposes zero-argument callables: fastrec's and one per baseline. Timing is
+interleaved (fastrec.bench.timing). Add an op by adding a case factory to CASES.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+
+import torch
+
+from fastrec import ops
+from fastrec.bench.timing import time_interleaved
+from fastrec.ops import reference
+
+__all__ = ["Case", "Result", "fm_cases", "run_suite"]
+
+
+@dataclass
+class Case:
+    op: str
+    mode: str  # "fwd" or "fwd+bwd"
+    shape: str
+    fastrec: Callable[[], object]
+    baselines: dict[str, Callable[[], object]] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class Result:
+    op: str
+    mode: str
+    shape: str
+    baseline: str
+    baseline_ms: float
+    fastrec_ms: float
+
+    @property
+    def speedup(self) -> float:
+        return self.baseline_ms / self.fastrec_ms
+
+
+def _forward_backward(fn: Callable[..., torch.Tensor], *inputs: torch.Tensor) -> Callable[[], object]:
+    out = fn(*inputs)
+    grad_out = torch.randn_like(out)
+
+    def run() -> object:
+        # autograd.grad rather than .backward(): no accumulation into .grad inflates the time
+        return torch.autograd.grad(fn(*inputs), inputs, grad_out)
+
+    return run
+
+
+def fm_cases(batch: int = 4096, fields: int = 39, dims: tuple[int, ...] = (16, 64)) -> Iterator[Case]:
+    """FM interaction, reduce=True: fused kernel vs the square-of-sum torch reference and the naive pairwise sum."""
+    generator = torch.Generator().manual_seed(0)
+    for dim in dims:
+        emb = torch.randn(batch, fields, dim, generator=generator).requires_grad_()
+        shape = f"B={batch} F={fields} K={dim}"
+        impls = {
+            "fastrec": ops.fm_interaction,
+            "torch reference": reference.fm_interaction,
+            "naive pairwise": reference.fm_interaction_pairwise,
+        }
+        for mode in ("fwd", "fwd+bwd"):
+            if mode == "fwd":
+                calls = {name: (lambda f=f: f(emb.detach())) for name, f in impls.items()}
+            else:
+                calls = {name: _forward_backward(f, emb) for name, f in impls.items()}
+            yield Case("fm_interaction", mode, shape, calls.pop("fastrec"), calls)
+
+
+CASES: dict[str, Callable[[], Iterator[Case]]] = {"fm_interaction": fm_cases}
+
+
+def run_suite(
+    only: str | None = None, rounds: int = 15, progress: Callable[[str], None] | None = None
+) -> list[Result]:
+    """Runs every case (or those whose op name contains ``only``) and returns one Result per baseline."""
+    results = []
+    for name, factory in CASES.items():
+        if only is not None and only not in name:
+            continue
+        for case in factory():
+            if progress is not None:
+                progress(f"{case.op} {case.mode} {case.shape}")
+            timings = time_interleaved({"fastrec": case.fastrec, **case.baselines}, rounds=rounds)
+            for baseline in case.baselines:
+                results.append(
+                    Result(case.op, case.mode, case.shape, baseline, timings[baseline].median_ms,
+                           timings["fastrec"].median_ms)
+                )
+    return results
