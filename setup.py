@@ -5,6 +5,7 @@ Environment switches:
   FASTREC_CUDA=ON|OFF|AUTO   build the CUDA kernels (AUTO: when torch has CUDA and nvcc is found).
   FASTREC_DEBUG=1    a debug build.
   MAX_JOBS=N         parallel compile jobs (default: all cores).
+  FASTREC_BUILD_DIR  the CMake build folder (default: build/cmake-<python>-torch<version>, kept between builds).
 """
 
 import os
@@ -35,7 +36,9 @@ class CMakeBuild(build_ext):
             ) from exc
 
         output_dir = Path(self.get_ext_fullpath(ext.name)).resolve().parent
-        build_dir = Path(self.build_temp).resolve() / ext.name
+        # A persistent build folder per (Python, torch) pair keeps rebuilds incremental (Ninja, and ccache if present).
+        default_build = ROOT / "build" / f"cmake-{sys.implementation.cache_tag}-torch{torch.__version__}"
+        build_dir = Path(os.environ.get("FASTREC_BUILD_DIR", default_build)).resolve()
         build_dir.mkdir(parents=True, exist_ok=True)
         config = "Debug" if os.environ.get("FASTREC_DEBUG") == "1" else "Release"
         native = "ON" if os.environ.get("FASTREC_NATIVE") == "1" else "OFF"

@@ -82,3 +82,26 @@ if _extension.is_available():
         return grad_emb, (grad_values if values is not None else None), None
 
     torch.library.register_autograd("fastrec::fm_interaction", _backward, setup_context=_setup_context)
+
+    def _backward_setup_context(ctx, inputs, output) -> None:
+        grad_out, emb, values, reduce = inputs
+        ctx.save_for_backward(grad_out, emb, values)
+        ctx.reduce = reduce
+
+    def _double_backward(ctx, grad_grad_emb: Tensor | None, grad_grad_values: Tensor | None):
+        # Second derivatives (gradient penalties, Hessian-vector products) are rare: they differentiate the
+        # reference's backward instead of a kernel of their own. Third derivatives are not supported.
+        grad_out, emb, values = ctx.saved_tensors
+        with torch.enable_grad():
+            grad_out, emb = grad_out.detach().requires_grad_(), emb.detach().requires_grad_()
+            inputs = [emb] if values is None else [emb, values.detach().requires_grad_()]
+            out = reference.fm_interaction(emb, inputs[1] if values is not None else None, ctx.reduce)
+            first = torch.autograd.grad(out, inputs, grad_out, create_graph=True)
+            cotangents = [g if g is not None else torch.zeros_like(f)
+                          for g, f in zip((grad_grad_emb, grad_grad_values), first)]
+            second = torch.autograd.grad(first, [grad_out, *inputs], cotangents, allow_unused=True)
+        return second[0], second[1], (second[2] if values is not None else None), None
+
+    torch.library.register_autograd(
+        "fastrec::fm_interaction_backward", _double_backward, setup_context=_backward_setup_context
+    )
