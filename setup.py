@@ -68,4 +68,17 @@ class CMakeBuild(build_ext):
             self.copy_file(str(info), str(Path(inplace_file).with_name(BUILD_INFO)), level=self.verbose)
 
 
-setup(ext_modules=[CMakeExtension("fastrec._C")], cmdclass={"build_ext": CMakeBuild})
+def torch_requirement() -> str:
+    """The torch release this build compiles against: the extension's C++ ABI holds for that release only."""
+    try:
+        import torch
+    except ImportError:
+        return "torch>=2.4"  # metadata without a build; building fails with a clear message in CMakeBuild
+    return f"torch=={torch.__version__.split('+')[0]}"
+
+
+setup(
+    ext_modules=[CMakeExtension("fastrec._C")],
+    cmdclass={"build_ext": CMakeBuild},
+    install_requires=[torch_requirement(), "numpy>=1.24", "scipy>=1.10", "numba>=0.59", "faiss-cpu>=1.8"],
+)
