@@ -9,7 +9,10 @@
 #pragma once
 
 #include <ATen/core/Tensor.h>
+#include <ATen/ops/empty.h>
 #include <c10/util/Exception.h>
+
+#include <tuple>
 
 #include "common/macros.h"
 
@@ -57,6 +60,17 @@ inline void check_grad_out(const at::Tensor& grad_out, const at::Tensor& emb, bo
 // The kernels read embedding rows as contiguous runs of embed_dim elements; other strides are taken as they are.
 inline at::Tensor with_unit_last_stride(const at::Tensor& t) {
   return t.size(-1) <= 1 || t.stride(-1) == 1 ? t : t.contiguous();
+}
+
+// [B] (reduce) or [B, K].
+inline at::Tensor empty_output(const at::Tensor& emb, bool reduce) {
+  return reduce ? at::empty({emb.size(0)}, emb.options()) : at::empty({emb.size(0), emb.size(2)}, emb.options());
+}
+
+// (grad_emb [B, F, K] contiguous, grad_values [B, F], or [0] when there are no values).
+inline std::tuple<at::Tensor, at::Tensor> empty_grads(const at::Tensor& emb, const std::optional<at::Tensor>& values) {
+  return {at::empty(emb.sizes(), emb.options()),
+          values.has_value() ? at::empty(values->sizes(), emb.options()) : at::empty({0}, emb.options())};
 }
 
 }  // namespace fastrec::fm

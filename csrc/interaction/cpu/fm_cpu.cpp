@@ -3,7 +3,6 @@
 #include <ATen/Dispatch.h>
 #include <ATen/OpMathType.h>
 #include <ATen/Parallel.h>
-#include <ATen/ops/empty.h>
 #include <torch/library.h>
 
 #include <algorithm>
@@ -129,7 +128,7 @@ void backward_kernel(const Inputs<scalar_t>& in, const at::Tensor& grad_out, boo
 at::Tensor fm_interaction_cpu(const at::Tensor& emb_in, const std::optional<at::Tensor>& values, bool reduce) {
   check_inputs("fm_interaction", emb_in, values);
   const at::Tensor emb = with_unit_last_stride(emb_in);
-  at::Tensor out = reduce ? at::empty({emb.size(0)}, emb.options()) : at::empty({emb.size(0), emb.size(2)}, emb.options());
+  at::Tensor out = empty_output(emb, reduce);
   AT_DISPATCH_FLOATING_TYPES(emb.scalar_type(), "fm_interaction_cpu", [&] {
     forward_kernel<scalar_t>(Inputs<scalar_t>(emb, values), reduce, out.mutable_data_ptr<scalar_t>());
   });
@@ -141,8 +140,7 @@ std::tuple<at::Tensor, at::Tensor> fm_interaction_backward_cpu(const at::Tensor&
   check_inputs("fm_interaction_backward", emb_in, values);
   check_grad_out(grad_out, emb_in, reduce);
   const at::Tensor emb = with_unit_last_stride(emb_in);
-  at::Tensor grad_emb = at::empty(emb.sizes(), emb.options());
-  at::Tensor grad_values = values.has_value() ? at::empty(values->sizes(), emb.options()) : at::empty({0}, emb.options());
+  auto [grad_emb, grad_values] = empty_grads(emb, values);
   AT_DISPATCH_FLOATING_TYPES(emb.scalar_type(), "fm_interaction_backward_cpu", [&] {
     backward_kernel<scalar_t>(Inputs<scalar_t>(emb, values), grad_out, reduce, grad_emb.mutable_data_ptr<scalar_t>(),
                               values.has_value() ? grad_values.mutable_data_ptr<scalar_t>() : nullptr);

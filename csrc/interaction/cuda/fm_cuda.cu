@@ -2,7 +2,6 @@
 // Same math as the CPU kernel (interaction/fm.h). Compiled in CI as a check; not yet run on a GPU.
 #include <ATen/Dispatch.h>
 #include <ATen/OpMathType.h>
-#include <ATen/ops/empty.h>
 #include <c10/cuda/CUDAException.h>
 #include <c10/cuda/CUDAGuard.h>
 #include <c10/cuda/CUDAStream.h>
@@ -129,7 +128,7 @@ at::Tensor fm_interaction_cuda(const at::Tensor& emb_in, const std::optional<at:
   check_inputs("fm_interaction", emb_in, values);
   const at::Tensor emb = with_unit_last_stride(emb_in);
   const c10::cuda::CUDAGuard guard(emb.device());
-  at::Tensor out = reduce ? at::empty({emb.size(0)}, emb.options()) : at::empty({emb.size(0), emb.size(2)}, emb.options());
+  at::Tensor out = empty_output(emb, reduce);
   if (emb.size(0) == 0) return out;
   AT_DISPATCH_FLOATING_TYPES(emb.scalar_type(), "fm_interaction_cuda", [&] {
     forward_kernel<scalar_t><<<num_blocks(emb.size(0)), kWarp * kWarpsPerBlock, 0, c10::cuda::getCurrentCUDAStream()>>>(
@@ -147,8 +146,7 @@ std::tuple<at::Tensor, at::Tensor> fm_interaction_backward_cuda(const at::Tensor
                     kWarp * kMaxPerLane, ", got ", emb_in.size(2));
   const at::Tensor emb = with_unit_last_stride(emb_in);
   const c10::cuda::CUDAGuard guard(emb.device());
-  at::Tensor grad_emb = at::empty(emb.sizes(), emb.options());
-  at::Tensor grad_values = values.has_value() ? at::empty(values->sizes(), emb.options()) : at::empty({0}, emb.options());
+  auto [grad_emb, grad_values] = empty_grads(emb, values);
   if (emb.size(0) == 0) return {grad_emb, grad_values};
   AT_DISPATCH_FLOATING_TYPES(emb.scalar_type(), "fm_interaction_backward_cuda", [&] {
     backward_kernel<scalar_t><<<num_blocks(emb.size(0)), kWarp * kWarpsPerBlock, 0, c10::cuda::getCurrentCUDAStream()>>>(
