@@ -6,10 +6,13 @@ They are written for clarity, composed from standard torch ops so that autograd 
 
 from __future__ import annotations
 
+import math
+
 import torch
+import torch.nn.functional as F
 from torch import Tensor
 
-__all__ = ["fm_interaction", "fm_interaction_pairwise"]
+__all__ = ["embedding_bag", "fm_interaction", "fm_interaction_pairwise", "sparse_optimizer_step"]
 
 
 def _weighted(emb: Tensor, values: Tensor | None) -> Tensor:
@@ -29,3 +32,81 @@ def fm_interaction_pairwise(emb: Tensor, values: Tensor | None = None, reduce: b
     first, second = torch.triu_indices(x.shape[1], x.shape[1], offset=1, device=x.device)
     bi_interaction = (x[:, first] * x[:, second]).sum(dim=1)
     return bi_interaction.sum(dim=1) if reduce else bi_interaction
+
+
+def embedding_bag(
+    weights: Tensor,
+    table_layout: Tensor,
+    feature_tables: Tensor,
+    indices: Tensor,
+    offsets: Tensor,
+    per_sample_weights: Tensor | None = None,
+) -> Tensor:
+    """Table-batched embedding bag, one ``torch.nn.functional.embedding_bag`` per feature.
+
+    ``table_layout`` rows are (element offset, dim, rows, first global row, pooling 0=sum/1=mean); bag ``f * B + b``
+    holds ``indices[offsets[f*B+b] : offsets[f*B+b+1]]`` of feature f's table. Returns float32 [B, sum_f D_f].
+    """
+    flat = weights.reshape(-1)
+    num_features = feature_tables.numel()
+    batch = (offsets.numel() - 1) // num_features
+    columns = []
+    for f, t in enumerate(feature_tables.tolist()):
+        start, dim, rows, _, pooling = table_layout[t].tolist()
+        table = flat[start : start + dim * rows].view(rows, dim).float()
+        bag_offsets = offsets[f * batch : (f + 1) * batch + 1].long()
+        lo, hi = int(bag_offsets[0]), int(bag_offsets[-1])
+        weights_f = per_sample_weights[lo:hi] if per_sample_weights is not None else None
+        if pooling == 1 and weights_f is not None:  # F.embedding_bag refuses weights with mean: pool by hand
+            sums = F.embedding_bag(indices[lo:hi].long(), table, bag_offsets[:-1] - lo, mode="sum",
+                                   per_sample_weights=weights_f)
+            lengths = (bag_offsets[1:] - bag_offsets[:-1]).clamp(min=1).unsqueeze(1)
+            columns.append(sums / lengths)
+        else:
+            columns.append(F.embedding_bag(indices[lo:hi].long(), table, bag_offsets[:-1] - lo,
+                                           mode="mean" if pooling == 1 else "sum", per_sample_weights=weights_f))
+    return torch.cat(columns, dim=1) if columns else weights.new_zeros(batch, 0, dtype=torch.float32)
+
+
+def sparse_optimizer_step(
+    kind: str,
+    weight: Tensor,
+    grad: Tensor,
+    state: dict[str, Tensor],
+    *,
+    lr: float,
+    eps: float = 1e-8,
+    betas: tuple[float, float] = (0.9, 0.999),
+    weight_decay: float = 0.0,
+    step: int = 1,
+) -> None:
+    """One optimizer step on the rows of ``weight`` [rows, D] with a nonzero gradient (``grad`` dense, same shape):
+    the semantics of fastrec's fused optimizers, written plainly. Updates ``weight`` and ``state`` in place.
+
+    - ``sgd``: w -= lr * g
+    - ``adagrad``: s += g^2; w -= lr * g / (sqrt(s) + eps)                       (torch.optim.Adagrad, sparse)
+    - ``rowwise_adagrad``: s_row += mean(g^2); w -= lr * g / (sqrt(s_row) + eps)   (FBGEMM's row-wise Adagrad)
+    - ``adam``: lazy Adam, m and v updated on touched rows only, bias correction with the global step
+      (torch.optim.SparseAdam): w -= lr * sqrt(1 - b2^t) / (1 - b1^t) * m / (sqrt(v) + eps)
+    with g = grad + weight_decay * w on the touched rows.
+    """
+    rows = grad.ne(0).any(dim=1).nonzero().squeeze(1)
+    w = weight[rows]
+    g = grad[rows] + weight_decay * w
+    if kind == "sgd":
+        w = w - lr * g
+    elif kind == "adagrad":
+        state["sum"][rows] += g * g
+        w = w - lr * g / (state["sum"][rows].sqrt() + eps)
+    elif kind == "rowwise_adagrad":
+        state["sum"][rows] += (g * g).mean(dim=1)
+        w = w - (lr / (state["sum"][rows].sqrt() + eps)).unsqueeze(1) * g
+    elif kind == "adam":
+        beta1, beta2 = betas
+        state["exp_avg"][rows] = beta1 * state["exp_avg"][rows] + (1 - beta1) * g
+        state["exp_avg_sq"][rows] = beta2 * state["exp_avg_sq"][rows] + (1 - beta2) * g * g
+        step_size = lr * math.sqrt(1 - beta2**step) / (1 - beta1**step)
+        w = w - step_size * state["exp_avg"][rows] / (state["exp_avg_sq"][rows].sqrt() + eps)
+    else:
+        raise ValueError(f"sparse_optimizer_step: unknown optimizer {kind!r}")
+    weight[rows] = w

@@ -1,0 +1,449 @@
+// CPU kernels of the table-batched embedding bag (layout in embedding/embedding_bag.h).
+//
+// Forward: one parallel loop over the F * B bags in feature-major order, so each thread walks the bags of one table
+// before the next (table-major: the table's hot rows stay in cache), prefetching rows a few indices ahead.
+// Backward: the occurrences of each table are radix-sorted by row, so each touched row is visited by exactly one
+// thread, its gradient aggregated over all its occurrences (duplicates included) once, and then either written out
+// as a row-sparse gradient or applied in place by the fused optimizer. No dense gradient is ever materialized.
+#include <ATen/Dispatch.h>
+#include <ATen/Parallel.h>
+#include <ATen/ops/empty.h>
+#include <ATen/ops/zeros.h>
+#include <c10/util/BFloat16.h>
+#include <c10/util/Half.h>
+#include <torch/library.h>
+
+#include <algorithm>
+#include <array>
+#include <bit>
+#include <cmath>
+#include <memory>
+#include <tuple>
+
+#include "common/parallel.h"
+#include "embedding/embedding_bag.h"
+
+namespace fastrec::embedding {
+namespace {
+
+template <typename T>
+std::unique_ptr<T[]> uninitialized(int64_t n) {
+  return std::unique_ptr<T[]>(new T[std::max<int64_t>(n, 1)]);
+}
+
+[[noreturn]] void throw_out_of_range(int64_t feature, const Feature& feat, int64_t position, int64_t id) {
+  TORCH_CHECK_INDEX(false, "embedding_bag: id ", id, " at indices[", position, "] (feature ", feature, ", table ",
+                    feat.table, ") is out of range [0, ", feat.num_rows, ")");
+}
+
+template <typename index_t>
+void check_offsets(const index_t* offsets, int64_t num_bags, int64_t num_indices) {
+  TORCH_CHECK_VALUE(offsets[0] == 0, "embedding_bag: offsets[0] must be 0, got ", int64_t(offsets[0]));
+  TORCH_CHECK_VALUE(int64_t(offsets[num_bags]) == num_indices, "embedding_bag: offsets[-1] must equal len(indices) = ",
+                    num_indices, ", got ", int64_t(offsets[num_bags]));
+  int64_t bad = -1;
+  for (int64_t g = 0; g < num_bags; ++g) {
+    if (offsets[g + 1] < offsets[g]) {
+      bad = g;
+      break;
+    }
+  }
+  TORCH_CHECK_VALUE(bad < 0, "embedding_bag: offsets must be non-decreasing, but offsets[", bad + 1, "] = ",
+                    int64_t(offsets[bad + 1]), " < offsets[", bad, "] = ", int64_t(offsets[bad]));
+}
+
+// ---------------------------------------------------------------------------------------------------------------
+// Forward
+// ---------------------------------------------------------------------------------------------------------------
+constexpr int64_t kPrefetchDistance = 8;
+
+template <typename weight_t>
+inline void prefetch_row(const weight_t* row, int64_t dim) {
+  const char* p = reinterpret_cast<const char*>(row);
+  for (int64_t byte = 0; byte < dim * int64_t(sizeof(weight_t)); byte += 64) __builtin_prefetch(p + byte, 0, 1);
+}
+
+// Pools one bag into y[0, dim). kDim > 0 fixes the dim at compile time (accumulator in registers).
+template <int kDim, typename weight_t, typename index_t>
+inline void pool_bag(const Feature& feat, int64_t feature, const weight_t* weights, const index_t* indices,
+                     int64_t start, int64_t end, int64_t feature_end, const float* per_sample_weights,
+                     float* __restrict__ y) {
+  const int64_t dim = kDim > 0 ? kDim : feat.dim;
+  const weight_t* table = weights + feat.weight_offset;
+  std::array<float, (kDim > 0 ? kDim : 1)> acc_fixed{};
+  float* __restrict__ acc = kDim > 0 ? acc_fixed.data() : y;
+  if constexpr (kDim == 0) std::fill(y, y + dim, 0.f);
+  for (int64_t i = start; i < end; ++i) {
+    if (i + kPrefetchDistance < feature_end) {
+      const int64_t ahead = indices[i + kPrefetchDistance];
+      if (ahead >= 0 && ahead < feat.num_rows) prefetch_row(table + ahead * dim, dim);
+    }
+    const int64_t id = indices[i];
+    if (id < 0 || id >= feat.num_rows) throw_out_of_range(feature, feat, i, id);
+    const weight_t* __restrict__ row = table + id * dim;
+    const float w = per_sample_weights ? per_sample_weights[i] : 1.f;
+#pragma omp simd
+    for (int64_t k = 0; k < dim; ++k) acc[k] += w * static_cast<float>(row[k]);
+  }
+  const float scale = (feat.mean && end > start) ? 1.f / float(end - start) : 1.f;
+#pragma omp simd
+  for (int64_t k = 0; k < dim; ++k) y[k] = acc[k] * scale;
+}
+
+template <typename weight_t, typename index_t>
+void forward_kernel(const Layout& layout, const weight_t* weights, const index_t* indices, const index_t* offsets,
+                    const float* per_sample_weights, float* out) {
+  const int64_t B = layout.batch;
+  const int64_t num_bags = int64_t(layout.features.size()) * B;
+  const int64_t avg_work = std::max<int64_t>(1, layout.output_width / int64_t(layout.features.size()));
+  at::parallel_for(0, num_bags, std::max<int64_t>(1, 4096 / avg_work), [&](int64_t begin, int64_t end) {
+    for (int64_t g = begin; g < end; ++g) {
+      const int64_t f = g / B, b = g % B;
+      const Feature& feat = layout.features[f];
+      float* y = out + b * layout.output_width + feat.column;
+      const int64_t feature_end = offsets[(f + 1) * B];
+      auto pool = [&](auto fixed_dim) {
+        pool_bag<decltype(fixed_dim)::value>(feat, f, weights, indices, offsets[g], offsets[g + 1], feature_end,
+                                             per_sample_weights, y);
+      };
+      switch (feat.dim) {
+        case 8: pool(std::integral_constant<int, 8>{}); break;
+        case 16: pool(std::integral_constant<int, 16>{}); break;
+        case 32: pool(std::integral_constant<int, 32>{}); break;
+        case 64: pool(std::integral_constant<int, 64>{}); break;
+        case 128: pool(std::integral_constant<int, 128>{}); break;
+        default: pool(std::integral_constant<int, 0>{});
+      }
+    }
+  });
+}
+
+// ---------------------------------------------------------------------------------------------------------------
+// Backward: occurrences of each table sorted by row, segments of equal rows
+// ---------------------------------------------------------------------------------------------------------------
+
+// Stable LSD radix sort of (keys, values) by keys in [0, 2^bits), 8 bits per pass.
+void radix_sort_pairs(int64_t* keys, int64_t* values, int64_t* key_tmp, int64_t* value_tmp, int64_t n, int bits) {
+  constexpr int kDigitBits = 8, kBuckets = 1 << kDigitBits;
+  int64_t *src_k = keys, *src_v = values, *dst_k = key_tmp, *dst_v = value_tmp;
+  for (int shift = 0; shift < bits; shift += kDigitBits) {
+    std::array<int64_t, kBuckets> count{};
+    for (int64_t i = 0; i < n; ++i) ++count[(src_k[i] >> shift) & (kBuckets - 1)];
+    int64_t sum = 0;
+    for (auto& c : count) {
+      const int64_t here = c;
+      c = sum;
+      sum += here;
+    }
+    for (int64_t i = 0; i < n; ++i) {
+      const int64_t slot = count[(src_k[i] >> shift) & (kBuckets - 1)]++;
+      dst_k[slot] = src_k[i];
+      dst_v[slot] = src_v[i];
+    }
+    std::swap(src_k, dst_k);
+    std::swap(src_v, dst_v);
+  }
+  if (src_k != keys) {
+    std::copy(src_k, src_k + n, keys);
+    std::copy(src_v, src_v + n, values);
+  }
+}
+
+// The touched rows of all tables: segment u covers sorted occurrences [segment_start[u], segment_start[u + 1]),
+// all of global row segment_row[u] (table segment_table[u]); occurrence j came from indices[position[j]].
+struct Segments {
+  int64_t count = 0;
+  std::unique_ptr<int64_t[]> row, position, start;  // row: sorted global row id per occurrence
+  std::unique_ptr<int32_t[]> table;
+  std::unique_ptr<int32_t[]> bag_of_position;
+  std::vector<int64_t> table_first_segment;  // per table, plus the total at the end
+};
+
+template <typename index_t>
+Segments sort_occurrences(const Layout& layout, const index_t* indices, const index_t* offsets, int64_t num_indices) {
+  const int64_t B = layout.batch, T = int64_t(layout.tables.size());
+  const int64_t num_bags = int64_t(layout.features.size()) * B;
+  TORCH_CHECK_VALUE(num_bags < INT32_MAX, "embedding_bag: more than 2^31 bags are not supported");
+  std::vector<std::vector<int64_t>> features_of(T);
+  std::vector<int64_t> region(T + 1, 0);
+  for (int64_t f = 0; f < int64_t(layout.features.size()); ++f) {
+    features_of[layout.features[f].table].push_back(f);
+    region[layout.features[f].table + 1] += offsets[(f + 1) * B] - offsets[f * B];
+  }
+  for (int64_t t = 0; t < T; ++t) region[t + 1] += region[t];
+
+  Segments s;
+  s.row = uninitialized<int64_t>(num_indices);
+  s.position = uninitialized<int64_t>(num_indices);
+  s.bag_of_position = uninitialized<int32_t>(num_indices);
+  std::vector<int64_t> unique_rows(T, 0);
+  parallel_for_dynamic(T, [&](int64_t t) {
+    const Table& table = layout.tables[t];
+    int64_t* keys = s.row.get() + region[t];
+    int64_t* positions = s.position.get() + region[t];
+    int64_t n = 0;
+    for (const int64_t f : features_of[t]) {
+      for (int64_t g = f * B; g < (f + 1) * B; ++g) {
+        for (int64_t i = offsets[g]; i < offsets[g + 1]; ++i) {
+          const int64_t id = indices[i];
+          if (id < 0 || id >= table.num_rows) throw_out_of_range(f, layout.features[f], i, id);
+          keys[n] = id;
+          positions[n] = i;
+          s.bag_of_position[i] = int32_t(g);
+          ++n;
+        }
+      }
+    }
+    if (n > 1) {
+      auto key_tmp = uninitialized<int64_t>(n), value_tmp = uninitialized<int64_t>(n);
+      const int bits = std::bit_width(uint64_t(std::max<int64_t>(table.num_rows - 1, 1)));
+      radix_sort_pairs(keys, positions, key_tmp.get(), value_tmp.get(), n, bits);
+    }
+    int64_t unique = 0;
+    for (int64_t j = 0, previous = -1; j < n; ++j) {
+      unique += keys[j] != previous;
+      previous = keys[j];
+      keys[j] += table.row_start;
+    }
+    unique_rows[t] = unique;
+  });
+
+  s.table_first_segment.assign(T + 1, 0);
+  for (int64_t t = 0; t < T; ++t) s.table_first_segment[t + 1] = s.table_first_segment[t] + unique_rows[t];
+  s.count = s.table_first_segment[T];
+  s.start = uninitialized<int64_t>(s.count + 1);
+  s.table = uninitialized<int32_t>(s.count);
+  s.start[s.count] = num_indices;
+  parallel_for_dynamic(T, [&](int64_t t) {
+    int64_t u = s.table_first_segment[t];
+    for (int64_t j = region[t]; j < region[t + 1]; ++j) {
+      if (j == region[t] || s.row[j] != s.row[j - 1]) {
+        s.start[u] = j;
+        s.table[u] = int32_t(t);
+        ++u;
+      }
+    }
+  });
+  return s;
+}
+
+// Calls fn(u, table, row pointer offset (elements), aggregated gradient of dim floats) for every segment u, each
+// on exactly one thread.
+template <typename index_t, typename Fn>
+void for_each_row_gradient(const Layout& layout, const Segments& s, const float* grad_out, const index_t* offsets,
+                           const float* per_sample_weights, const Fn& fn) {
+  const int64_t B = layout.batch;
+  at::parallel_for(0, s.count, 64, [&](int64_t begin, int64_t end) {
+    auto acc = uninitialized<float>(layout.max_dim);
+    for (int64_t u = begin; u < end; ++u) {
+      const Table& table = layout.tables[s.table[u]];
+      const int64_t dim = table.dim;
+      float* __restrict__ g = acc.get();
+      std::fill(g, g + dim, 0.f);
+      for (int64_t j = s.start[u]; j < s.start[u + 1]; ++j) {
+        const int64_t i = s.position[j];
+        const int64_t bag = s.bag_of_position[i];
+        const int64_t f = bag / B, b = bag % B;
+        float scale = per_sample_weights ? per_sample_weights[i] : 1.f;
+        const Feature& feat = layout.features[f];
+        if (feat.mean) scale /= float(offsets[bag + 1] - offsets[bag]);
+        const float* __restrict__ go = grad_out + b * layout.output_width + feat.column;
+#pragma omp simd
+        for (int64_t k = 0; k < dim; ++k) g[k] += scale * go[k];
+      }
+      fn(u, table, table.weight_offset + (s.row[s.start[u]] - table.row_start) * dim, g);
+    }
+  });
+}
+
+// ---------------------------------------------------------------------------------------------------------------
+// Fused optimizers: one row at a time, in float32
+// ---------------------------------------------------------------------------------------------------------------
+template <typename weight_t>
+inline void apply_update(const OptimizerParams& p, weight_t* __restrict__ w, float* __restrict__ state1,
+                         float* __restrict__ state2, float* row_state, const float* __restrict__ g, int64_t dim) {
+  switch (p.kind) {
+    case Optimizer::SGD:
+#pragma omp simd
+      for (int64_t k = 0; k < dim; ++k) {
+        const float wk = float(w[k]);
+        w[k] = weight_t(wk - p.lr * (g[k] + p.weight_decay * wk));
+      }
+      break;
+    case Optimizer::Adagrad:
+#pragma omp simd
+      for (int64_t k = 0; k < dim; ++k) {
+        const float wk = float(w[k]);
+        const float gk = g[k] + p.weight_decay * wk;
+        state1[k] += gk * gk;
+        w[k] = weight_t(wk - p.lr * gk / (std::sqrt(state1[k]) + p.eps));
+      }
+      break;
+    case Optimizer::RowWiseAdagrad: {
+      float sum_sq = 0.f;
+#pragma omp simd reduction(+ : sum_sq)
+      for (int64_t k = 0; k < dim; ++k) {
+        const float gk = g[k] + p.weight_decay * float(w[k]);
+        sum_sq += gk * gk;
+      }
+      *row_state += dim > 0 ? sum_sq / float(dim) : 0.f;
+      const float multiplier = rowwise_adagrad_multiplier(p.lr, p.eps, *row_state);
+#pragma omp simd
+      for (int64_t k = 0; k < dim; ++k) {
+        const float wk = float(w[k]);
+        w[k] = weight_t(wk - multiplier * (g[k] + p.weight_decay * wk));
+      }
+      break;
+    }
+    case Optimizer::Adam: {
+      const double t = double(p.step);
+      const float step_size =
+          float(double(p.lr) * std::sqrt(1.0 - std::pow(double(p.beta2), t)) / (1.0 - std::pow(double(p.beta1), t)));
+#pragma omp simd
+      for (int64_t k = 0; k < dim; ++k) {
+        const float wk = float(w[k]);
+        const float gk = g[k] + p.weight_decay * wk;
+        state1[k] = p.beta1 * state1[k] + (1.f - p.beta1) * gk;
+        state2[k] = p.beta2 * state2[k] + (1.f - p.beta2) * gk * gk;
+        w[k] = weight_t(wk - step_size * state1[k] / (std::sqrt(state2[k]) + p.eps));
+      }
+      break;
+    }
+  }
+}
+
+// ---------------------------------------------------------------------------------------------------------------
+// Op entry points
+// ---------------------------------------------------------------------------------------------------------------
+struct Inputs {
+  Layout layout;
+  at::Tensor indices, offsets;
+  const float* per_sample_weights;
+};
+
+// weights: the buffer the op reads or updates, or nullptr for the sparse backward, which only needs the layout.
+Inputs prepare(const char* op, const at::Tensor* weights, const at::Tensor& table_layout,
+               const at::Tensor& feature_tables, const at::Tensor& indices, const at::Tensor& offsets,
+               const std::optional<at::Tensor>& per_sample_weights) {
+  if (weights != nullptr) check_weights(op, *weights);
+  Inputs in{make_layout(op, indices.device(), weights ? weights->numel() : -1, table_layout, feature_tables, indices,
+                        offsets, per_sample_weights),
+            indices.contiguous(), offsets.contiguous(), nullptr};
+  if (per_sample_weights.has_value()) in.per_sample_weights = per_sample_weights->const_data_ptr<float>();
+  AT_DISPATCH_INDEX_TYPES(in.indices.scalar_type(), "embedding_bag_offsets", [&] {
+    check_offsets(in.offsets.const_data_ptr<index_t>(), in.offsets.numel() - 1, in.indices.numel());
+  });
+  return in;
+}
+
+void check_grad_output(const char* op, const at::Tensor& grad_output, const Layout& layout) {
+  TORCH_CHECK_VALUE(grad_output.dim() == 2 && grad_output.size(0) == layout.batch &&
+                        grad_output.size(1) == layout.output_width,
+                    op, ": grad_output must have shape [", layout.batch, ", ", layout.output_width, "], got ",
+                    grad_output.sizes());
+  TORCH_CHECK_TYPE(grad_output.scalar_type() == at::kFloat, op, ": grad_output must be float32, got ",
+                   grad_output.scalar_type());
+}
+
+at::Tensor embedding_bag_forward_cpu(const at::Tensor& weights, const at::Tensor& table_layout,
+                                     const at::Tensor& feature_tables, const at::Tensor& indices,
+                                     const at::Tensor& offsets, const std::optional<at::Tensor>& per_sample_weights) {
+  const Inputs in =
+      prepare("embedding_bag_forward", &weights, table_layout, feature_tables, indices, offsets, per_sample_weights);
+  at::Tensor out = at::empty({in.layout.batch, in.layout.output_width}, weights.options().dtype(at::kFloat));
+  AT_DISPATCH_FLOATING_TYPES_AND2(at::kHalf, at::kBFloat16, weights.scalar_type(), "embedding_bag_forward", [&] {
+    using weight_t = scalar_t;
+    AT_DISPATCH_INDEX_TYPES(in.indices.scalar_type(), "embedding_bag_forward", [&] {
+      forward_kernel<weight_t, index_t>(in.layout, weights.const_data_ptr<weight_t>(),
+                                        in.indices.const_data_ptr<index_t>(), in.offsets.const_data_ptr<index_t>(),
+                                        in.per_sample_weights, out.mutable_data_ptr<float>());
+    });
+  });
+  return out;
+}
+
+std::tuple<at::Tensor, at::Tensor> embedding_bag_backward_sparse_cpu(
+    const at::Tensor& grad_output, const at::Tensor& table_layout, const at::Tensor& feature_tables, const at::Tensor& indices, const at::Tensor& offsets,
+    const std::optional<at::Tensor>& per_sample_weights) {
+  static constexpr const char* op = "embedding_bag_backward_sparse";
+  const Inputs in = prepare(op, nullptr, table_layout, feature_tables, indices, offsets, per_sample_weights);
+  check_grad_output(op, grad_output, in.layout);
+  const at::Tensor grad = grad_output.contiguous();
+  at::Tensor rows, values;
+  AT_DISPATCH_INDEX_TYPES(in.indices.scalar_type(), op, [&] {
+    const Segments s = sort_occurrences(in.layout, in.indices.const_data_ptr<index_t>(),
+                                        in.offsets.const_data_ptr<index_t>(), in.indices.numel());
+    // Element offset of each table's first segment in the flat values output.
+    std::vector<int64_t> value_base(in.layout.tables.size() + 1, 0);
+    for (size_t t = 0; t < in.layout.tables.size(); ++t) {
+      value_base[t + 1] = value_base[t] + (s.table_first_segment[t + 1] - s.table_first_segment[t]) * in.layout.tables[t].dim;
+    }
+    rows = at::empty({s.count}, in.indices.options().dtype(at::kLong));
+    values = at::empty({value_base.back()}, grad.options());
+    int64_t* row_out = rows.mutable_data_ptr<int64_t>();
+    float* value_out = values.mutable_data_ptr<float>();
+    for_each_row_gradient(in.layout, s, grad.const_data_ptr<float>(), in.offsets.const_data_ptr<index_t>(),
+                          in.per_sample_weights, [&](int64_t u, const Table& table, int64_t, const float* g) {
+                            const int64_t t = s.table[u];
+                            row_out[u] = s.row[s.start[u]];
+                            std::copy(g, g + table.dim,
+                                      value_out + value_base[t] + (u - s.table_first_segment[t]) * table.dim);
+                          });
+  });
+  return {rows, values};
+}
+
+void embedding_bag_backward_fused_cpu(const at::Tensor& grad_output, at::Tensor& weights, at::Tensor& state1,
+                                      at::Tensor& state2, const at::Tensor& table_layout,
+                                      const at::Tensor& feature_tables, const at::Tensor& indices,
+                                      const at::Tensor& offsets, const std::optional<at::Tensor>& per_sample_weights,
+                                      int64_t optimizer, double lr, double eps, double beta1,
+                                      double beta2, double weight_decay, int64_t step) {
+  static constexpr const char* op = "embedding_bag_backward_fused";
+  TORCH_CHECK_VALUE(optimizer >= 0 && optimizer <= int64_t(Optimizer::Adam), op,
+                    ": optimizer must be 0 (SGD), 1 (Adagrad), 2 (row-wise Adagrad) or 3 (Adam), got ", optimizer);
+  const Inputs in = prepare(op, &weights, table_layout, feature_tables, indices, offsets, per_sample_weights);
+  check_grad_output(op, grad_output, in.layout);
+  const auto kind = Optimizer(optimizer);
+  const int64_t elementwise = weights.numel();
+  auto check_state = [&](const at::Tensor& state, const char* name, int64_t expected) {
+    TORCH_CHECK_VALUE(state.scalar_type() == at::kFloat && state.is_contiguous() && state.numel() == expected &&
+                          state.device() == weights.device(),
+                      op, ": ", name, " must be a contiguous float32 tensor of ", expected,
+                      " elements on the weights' device, got ", state.scalar_type(), " of ", state.numel());
+  };
+  check_state(state1, "state1",
+              kind == Optimizer::SGD ? 0 : kind == Optimizer::RowWiseAdagrad ? in.layout.total_rows : elementwise);
+  check_state(state2, "state2", kind == Optimizer::Adam ? elementwise : 0);
+  TORCH_CHECK_VALUE(kind != Optimizer::Adam || step >= 1, op, ": Adam's step must be >= 1, got ", step);
+  const OptimizerParams params{kind,         float(lr), float(eps), float(beta1), float(beta2), float(weight_decay),
+                               step};
+  const at::Tensor grad = grad_output.contiguous();
+  float* s1 = state1.numel() ? state1.mutable_data_ptr<float>() : nullptr;
+  float* s2 = state2.numel() ? state2.mutable_data_ptr<float>() : nullptr;
+  AT_DISPATCH_FLOATING_TYPES_AND2(at::kHalf, at::kBFloat16, weights.scalar_type(), op, [&] {
+    using weight_t = scalar_t;
+    weight_t* w = weights.mutable_data_ptr<weight_t>();
+    AT_DISPATCH_INDEX_TYPES(in.indices.scalar_type(), op, [&] {
+      const Segments s = sort_occurrences(in.layout, in.indices.const_data_ptr<index_t>(),
+                                          in.offsets.const_data_ptr<index_t>(), in.indices.numel());
+      for_each_row_gradient(in.layout, s, grad.const_data_ptr<float>(), in.offsets.const_data_ptr<index_t>(),
+                            in.per_sample_weights,
+                            [&](int64_t u, const Table& table, int64_t element, const float* g) {
+                              float* row_state = kind == Optimizer::RowWiseAdagrad ? s1 + s.row[s.start[u]] : nullptr;
+                              apply_update(params, w + element, s1 && !row_state ? s1 + element : nullptr,
+                                           s2 ? s2 + element : nullptr, row_state, g, table.dim);
+                            });
+    });
+  });
+}
+
+}  // namespace
+
+TORCH_LIBRARY_IMPL(fastrec, CPU, m) {
+  m.impl("embedding_bag_forward", &embedding_bag_forward_cpu);
+  m.impl("embedding_bag_backward_sparse", &embedding_bag_backward_sparse_cpu);
+  m.impl("embedding_bag_backward_fused", &embedding_bag_backward_fused_cpu);
+}
+
+}  // namespace fastrec::embedding

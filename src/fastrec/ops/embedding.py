@@ -1,0 +1,179 @@
+"""Table-batched embedding bag: fastrec::embedding_bag_* ops, their autograd, and the fused-optimizer path.
+
+Layout (see csrc/embedding/embedding_bag.h): all tables in one contiguous ``weights`` buffer ([rows, D] when every
+table has the same dim, else 1-D); ``table_layout`` int64 [T, 5] on the CPU with one row per table:
+(element offset, dim, rows, first global row id, pooling 0=sum/1=mean); ``feature_tables`` int64 [F];
+``indices``/``offsets`` feature-major like TorchRec's KeyedJaggedTensor (offsets has F * B + 1 entries).
+Most users want :class:`fastrec.nn.EmbeddingBagCollection` or :class:`fastrec.nn.EmbeddingBag` instead.
+"""
+
+from __future__ import annotations
+
+from typing import NamedTuple
+
+import torch
+from torch import Tensor
+
+from fastrec import _extension
+from fastrec.ops import reference
+
+__all__ = ["FusedUpdate", "embedding_bag", "embedding_bag_fused", "sparse_weight_grad"]
+
+SGD, ADAGRAD, ROWWISE_ADAGRAD, ADAM = 0, 1, 2, 3
+
+
+class FusedUpdate(NamedTuple):
+    """An optimizer step applied inside the backward (see fastrec.optim for the user-facing classes)."""
+
+    optimizer: int  # SGD, ADAGRAD, ROWWISE_ADAGRAD or ADAM
+    lr: float
+    eps: float
+    beta1: float
+    beta2: float
+    weight_decay: float
+
+
+def _check_per_sample_weights(per_sample_weights: Tensor | None) -> None:
+    if per_sample_weights is not None and per_sample_weights.requires_grad and torch.is_grad_enabled():
+        raise NotImplementedError(
+            "embedding_bag: gradients with respect to per_sample_weights are not supported; pass them detached"
+        )
+
+
+def embedding_bag(
+    weights: Tensor,
+    table_layout: Tensor,
+    feature_tables: Tensor,
+    indices: Tensor,
+    offsets: Tensor,
+    per_sample_weights: Tensor | None = None,
+) -> Tensor:
+    """Pooled lookups of F features over B bags each: float32 ``[B, sum_f D_f]``.
+
+    Differentiable with respect to ``weights``: the gradient is a coalesced row-sparse COO tensor (only the touched
+    rows, duplicates aggregated), as with ``nn.Embedding(sparse=True)``. Ids out of range raise IndexError,
+    malformed offsets ValueError, before any row is read.
+    """
+    _check_per_sample_weights(per_sample_weights)
+    if _extension.has_kernel(weights.device):
+        return torch.ops.fastrec.embedding_bag_forward.default(
+            weights, table_layout, feature_tables, indices, offsets, per_sample_weights
+        )
+    return reference.embedding_bag(weights, table_layout, feature_tables, indices, offsets, per_sample_weights)
+
+
+def sparse_weight_grad(
+    shape: torch.Size, dtype: torch.dtype, table_layout: Tensor, rows: Tensor, values: Tensor
+) -> Tensor:
+    """The row-sparse gradient of weights of ``shape`` and ``dtype`` as a coalesced COO tensor, from the touched
+    global row ids and their aggregated gradients (flat, row after row) as the sparse backward op returns them."""
+    if len(shape) == 2:
+        values = values.view(-1, shape[1]).to(dtype)
+        return torch.sparse_coo_tensor(rows.unsqueeze(0), values, shape, is_coalesced=True, check_invariants=False)
+    # One flat buffer of tables with different dims: element-level COO.
+    layout = table_layout.to(rows.device)
+    row_starts, order = layout[:, 3].sort()
+    table = order[torch.searchsorted(row_starts, rows, right=True) - 1]
+    dims = layout[table, 1]
+    first_element = layout[table, 0] + (rows - layout[table, 3]) * dims
+    within_row = torch.arange(values.numel(), device=rows.device) - torch.repeat_interleave(dims.cumsum(0) - dims, dims)
+    elements = torch.repeat_interleave(first_element, dims) + within_row
+    coalesced = bool((elements[1:] > elements[:-1]).all())
+    return torch.sparse_coo_tensor(
+        elements.unsqueeze(0), values.to(dtype), shape, is_coalesced=coalesced, check_invariants=False
+    )
+
+
+class _FusedEmbeddingBag(torch.autograd.Function):
+    """Forward: the pooled lookup. Backward: the optimizer step on the touched rows, in place; no gradient flows
+    to the weights (they do not require grad). ``trigger`` is a tensor that requires grad so that autograd calls
+    the backward at all."""
+
+    @staticmethod
+    def forward(ctx, trigger, weights, state1, state2, step, table_layout, feature_tables, indices, offsets,
+                per_sample_weights, update):
+        ctx.save_for_backward(indices, offsets, per_sample_weights)
+        ctx.tensors = (weights, state1, state2, step, table_layout, feature_tables)
+        ctx.update = update
+        return torch.ops.fastrec.embedding_bag_forward.default(
+            weights, table_layout, feature_tables, indices, offsets, per_sample_weights
+        )
+
+    @staticmethod
+    def backward(ctx, grad_output):
+        indices, offsets, per_sample_weights = ctx.saved_tensors
+        weights, state1, state2, step, table_layout, feature_tables = ctx.tensors
+        update: FusedUpdate = ctx.update
+        step += 1
+        torch.ops.fastrec.embedding_bag_backward_fused.default(
+            grad_output, weights, state1, state2, table_layout, feature_tables, indices, offsets,
+            per_sample_weights, update.optimizer, update.lr, update.eps, update.beta1, update.beta2,
+            update.weight_decay, int(step),
+        )
+        return (None,) * 11
+
+
+def embedding_bag_fused(
+    weights: Tensor,
+    state1: Tensor,
+    state2: Tensor,
+    step: Tensor,
+    table_layout: Tensor,
+    feature_tables: Tensor,
+    indices: Tensor,
+    offsets: Tensor,
+    per_sample_weights: Tensor | None,
+    update: FusedUpdate,
+    trigger: Tensor,
+) -> Tensor:
+    """Like :func:`embedding_bag`, but the backward applies ``update`` to the touched rows of ``weights`` and to the
+    optimizer state (``state1``/``state2``: float32, empty where unused; ``step``: an int64 counter incremented per
+    backward) in place, aggregating duplicate ids first. ``trigger`` must require grad."""
+    _check_per_sample_weights(per_sample_weights)
+    if not _extension.has_kernel(weights.device):
+        raise NotImplementedError(
+            f"fused embedding optimizers need fastrec's kernels for {weights.device} tensors "
+            f"({_extension.extension_error or 'no kernel for this device'}); use optimizer=None and a torch optimizer"
+        )
+    return _FusedEmbeddingBag.apply(trigger, weights, state1, state2, step, table_layout, feature_tables, indices,
+                                    offsets, per_sample_weights, update)
+
+
+if _extension.is_available():
+
+    @torch.library.register_fake("fastrec::embedding_bag_forward")
+    def _forward_fake(weights, table_layout, feature_tables, indices, offsets, per_sample_weights):
+        batch = (offsets.shape[0] - 1) // feature_tables.shape[0]
+        width = int(table_layout[feature_tables, 1].sum()) if feature_tables.numel() else 0
+        return weights.new_empty((batch, width), dtype=torch.float32)
+
+    @torch.library.register_fake("fastrec::embedding_bag_backward_sparse")
+    def _backward_sparse_fake(grad_output, table_layout, feature_tables, indices, offsets, per_sample_weights):
+        ctx = torch.library.get_ctx()
+        num_rows = ctx.new_dynamic_size()
+        num_values = ctx.new_dynamic_size()
+        return indices.new_empty((num_rows,), dtype=torch.int64), grad_output.new_empty((num_values,))
+
+    @torch.library.register_fake("fastrec::embedding_bag_backward_fused")
+    def _backward_fused_fake(grad_output, weights, state1, state2, table_layout, feature_tables, indices, offsets,
+                             per_sample_weights, optimizer, lr, eps, beta1, beta2, weight_decay, step):
+        return None
+
+    def _setup_context(ctx, inputs, output) -> None:
+        weights, table_layout, feature_tables, indices, offsets, per_sample_weights = inputs
+        ctx.save_for_backward(table_layout, feature_tables, indices, offsets, per_sample_weights)
+        # The backward needs the weights' shape and dtype, not their values: no saved reference, so updating the
+        # weights between forward and backward is allowed, as with nn.EmbeddingBag.
+        ctx.weights_shape, ctx.weights_dtype = weights.shape, weights.dtype
+
+    def _backward(ctx, grad_output):
+        table_layout, feature_tables, indices, offsets, per_sample_weights = ctx.saved_tensors
+        rows, values = torch.ops.fastrec.embedding_bag_backward_sparse.default(
+            grad_output, table_layout, feature_tables, indices, offsets, per_sample_weights
+        )
+        grad = None
+        if ctx.needs_input_grad[0]:
+            grad = sparse_weight_grad(ctx.weights_shape, ctx.weights_dtype, table_layout, rows, values)
+        return grad, None, None, None, None, None
+
+    torch.library.register_autograd("fastrec::embedding_bag_forward", _backward, setup_context=_setup_context)
