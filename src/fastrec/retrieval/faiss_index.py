@@ -1,0 +1,199 @@
+"""FAISS indexes (Flat, IVF, HNSW) behind :class:`fastrec.retrieval.Index`.
+
+- ``kind="flat"``: ``IndexFlatIP``, exact (FAISS's BLAS path).
+- ``kind="ivf"``: ``IndexIVFFlat`` with ``nlist`` inverted lists (k-means on at most ``train_points`` vectors,
+  default ``64 * nlist``); ``nprobe`` lists are visited per query.
+- ``kind="hnsw"``: ``IndexHNSWFlat`` with ``M`` links per node, ``ef_construction`` at build, ``ef_search`` per query.
+
+All use the inner-product metric; ``metric="cosine"`` L2-normalizes items and queries. Exclusion per query over-fetches
+``k + extra`` results (``extra`` = the 90th percentile of the block's exclusion counts), drops excluded ids, and
+searches again with ``k + |excluded|`` only the queries that ran short, so no query loses results to its exclusions
+(for IVF/HNSW the extra results come from the same approximate search).
+
+Threads: FAISS's OpenMP pool is global. ``threads=N`` calls ``faiss.omp_set_num_threads(N)`` before build and search;
+None leaves FAISS's setting alone.
+"""
+
+from __future__ import annotations
+
+import os
+
+import numpy as np
+import torch
+from torch import Tensor
+
+from fastrec.retrieval.base import (
+    METRICS,
+    Index,
+    as_vectors,
+    atomic_save_npz,
+    exclusion_csr,
+    filter_excluded,
+    normalize_rows,
+)
+
+__all__ = ["FaissIndex"]
+
+KINDS = ("flat", "ivf", "hnsw")
+
+
+def _faiss():
+    try:
+        import faiss
+    except ImportError as e:  # pragma: no cover - faiss-cpu is a dependency of this module only
+        raise ImportError("fastrec.retrieval.FaissIndex needs faiss: pip install faiss-cpu") from e
+    return faiss
+
+
+class FaissIndex(Index):
+    """A FAISS index over item vectors. Build with :meth:`build` (or the constructor's ``vectors``)."""
+
+    def __init__(
+        self,
+        kind: str = "hnsw",
+        metric: str = "ip",
+        *,
+        nlist: int = 1024,
+        nprobe: int = 32,
+        M: int = 32,
+        ef_construction: int = 200,
+        ef_search: int = 256,
+        train_points: int | None = None,
+        threads: int | None = None,
+        seed: int = 0,
+        vectors=None,
+    ) -> None:
+        if kind not in KINDS:
+            raise ValueError(f"kind: expected one of {list(KINDS)}, got {kind!r}")
+        if metric not in METRICS:
+            raise ValueError(f"metric: expected one of {list(METRICS)}, got {metric!r}")
+        for name, v in (("nlist", nlist), ("nprobe", nprobe), ("M", M), ("ef_construction", ef_construction),
+                        ("ef_search", ef_search)):
+            if not isinstance(v, (int, np.integer)) or v < 1:
+                raise ValueError(f"{name}: must be a positive integer, got {v!r}")
+        if threads is not None and threads < 1:
+            raise ValueError(f"threads: must be >= 1, got {threads}")
+        self.kind, self.metric = kind, metric
+        self.params = {"nlist": int(nlist), "nprobe": int(nprobe), "M": int(M),
+                       "ef_construction": int(ef_construction), "ef_search": int(ef_search),
+                       "train_points": train_points, "seed": int(seed)}
+        self.threads = threads
+        self.index = None
+        self.n_items = self.dim = 0
+        self.build_seconds = 0.0
+        if vectors is not None:
+            self.build(vectors)
+
+    # -- build ------------------------------------------------------------------------------------------------
+    def _set_threads(self) -> None:
+        if self.threads is not None:
+            _faiss().omp_set_num_threads(self.threads)
+
+    def build(self, vectors) -> FaissIndex:
+        """Builds the index from ``[n_items, d]`` vectors (trains IVF first). Returns self."""
+        import time
+
+        faiss = _faiss()
+        v = as_vectors(vectors, "vectors")
+        if v.shape[0] == 0:
+            raise ValueError("vectors: empty item set")
+        if self.metric == "cosine":
+            v = normalize_rows(v, "vectors")
+        n, d = v.shape
+        p = self.params
+        self._set_threads()
+        t0 = time.perf_counter()
+        if self.kind == "flat":
+            index = faiss.IndexFlatIP(d)
+        elif self.kind == "ivf":
+            if p["nlist"] > n:
+                raise ValueError(f"nlist: {p['nlist']} lists need at least as many vectors, got {n}")
+            quantizer = faiss.IndexFlatIP(d)
+            index = faiss.IndexIVFFlat(quantizer, d, p["nlist"], faiss.METRIC_INNER_PRODUCT)
+            index.cp.seed = p["seed"]
+            n_train = min(n, p["train_points"] or 64 * p["nlist"])
+            index.cp.max_points_per_centroid = max(1, -(-n_train // p["nlist"]))
+            sample = v if n_train == n else v[np.random.default_rng(p["seed"]).choice(n, n_train, replace=False)]
+            index.train(sample)
+        else:
+            index = faiss.IndexHNSWFlat(d, p["M"], faiss.METRIC_INNER_PRODUCT)
+            index.hnsw.efConstruction = p["ef_construction"]
+        index.add(v)
+        self.build_seconds = time.perf_counter() - t0
+        self.index, self.n_items, self.dim = index, n, d
+        self._apply_search_params()
+        return self
+
+    def _apply_search_params(self) -> None:
+        if self.kind == "ivf":
+            self.index.nprobe = self.params["nprobe"]
+        elif self.kind == "hnsw":
+            self.index.hnsw.efSearch = self.params["ef_search"]
+
+    def set_search_params(self, *, nprobe: int | None = None, ef_search: int | None = None) -> None:
+        """Changes the search-time knob: ``nprobe`` (IVF) or ``ef_search`` (HNSW)."""
+        for name, v in (("nprobe", nprobe), ("ef_search", ef_search)):
+            if v is not None:
+                if not isinstance(v, (int, np.integer)) or v < 1:
+                    raise ValueError(f"{name}: must be a positive integer, got {v!r}")
+                self.params[name] = int(v)
+        if self.index is not None:
+            self._apply_search_params()
+
+    # -- search -----------------------------------------------------------------------------------------------
+    def _raw_search(self, q: np.ndarray, kk: int) -> tuple[np.ndarray, np.ndarray]:
+        kk = min(kk, self.n_items)
+        if self.kind == "hnsw" and self.index.hnsw.efSearch < kk:
+            # HNSW returns at most efSearch results: widen it for this call
+            ef = self.index.hnsw.efSearch
+            self.index.hnsw.efSearch = kk
+            try:
+                return self.index.search(q, kk)
+            finally:
+                self.index.hnsw.efSearch = ef
+        return self.index.search(q, kk)
+
+    def search(self, queries, k: int, exclude=None, *, block: int = 4096) -> tuple[Tensor, Tensor]:
+        if self.index is None:
+            raise RuntimeError("FaissIndex.search: the index has not been built (call build(vectors))")
+        q = self._check_queries(queries, k)
+        excl = exclusion_csr(exclude, q.shape[0], self.n_items)
+        self._set_threads()
+        out_s = np.empty((q.shape[0], k), dtype=np.float32)
+        out_i = np.empty((q.shape[0], k), dtype=np.int64)
+        for q0 in range(0, q.shape[0], block):
+            qb = q[q0 : q0 + block]
+            if excl is None:
+                s, i = self._raw_search(qb, k)
+                s = np.where(i < 0, -np.inf, s).astype(np.float32)
+                out_s[q0 : q0 + qb.shape[0]], out_i[q0 : q0 + qb.shape[0]] = s, i
+                continue
+            counts = np.diff(excl.indptr)[q0 : q0 + qb.shape[0]]
+            extra = int(np.percentile(counts, 90)) if counts.size else 0
+            s, i = self._raw_search(qb, k + extra)
+            s2, i2, complete = filter_excluded(s, i, excl, q0, k, self.n_items)
+            for r in np.flatnonzero(~complete):  # rows whose exclusions ate into the top k: search them wider
+                sr, ir = self._raw_search(qb[r : r + 1], k + int(counts[r]))
+                s3, i3, _ = filter_excluded(sr, ir, excl, q0 + r, k, self.n_items)
+                s2[r], i2[r] = s3[0], i3[0]
+            out_s[q0 : q0 + qb.shape[0]], out_i[q0 : q0 + qb.shape[0]] = s2, i2
+        return torch.from_numpy(out_s), torch.from_numpy(out_i)
+
+    # -- persistence ------------------------------------------------------------------------------------------
+    def save(self, path: str | os.PathLike[str]) -> None:
+        if self.index is None:
+            raise RuntimeError("FaissIndex.save: the index has not been built")
+        meta = {"type": "faiss", "kind": self.kind, "metric": self.metric, "params": self.params,
+                "threads": self.threads, "n_items": self.n_items, "dim": self.dim}
+        atomic_save_npz(path, meta, faiss_index=_faiss().serialize_index(self.index))
+
+    @classmethod
+    def _from_saved(cls, meta: dict, arrays: dict[str, np.ndarray]) -> FaissIndex:
+        p = meta["params"]
+        obj = cls(meta["kind"], meta["metric"], nlist=p["nlist"], nprobe=p["nprobe"], M=p["M"],
+                  ef_construction=p["ef_construction"], ef_search=p["ef_search"], train_points=p["train_points"],
+                  threads=meta["threads"], seed=p["seed"])
+        obj.index = _faiss().deserialize_index(arrays["faiss_index"])
+        obj.n_items, obj.dim = meta["n_items"], meta["dim"]
+        obj._apply_search_params()
+        return obj
