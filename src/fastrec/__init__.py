@@ -2,7 +2,7 @@
 
 from importlib.metadata import PackageNotFoundError, version
 
-from fastrec import data, nn, ops
+from fastrec import data, evaluate, metrics, nn, ops, retrieval
 from fastrec._extension import is_available as extension_available
 
 try:
@@ -10,4 +10,4 @@ try:
 except PackageNotFoundError:  # running from a source tree that was never installed
     __version__ = "0+unknown"
 
-__all__ = ["__version__", "data", "extension_available", "nn", "ops"]
+__all__ = ["__version__", "data", "evaluate", "extension_available", "metrics", "nn", "ops", "retrieval"]
