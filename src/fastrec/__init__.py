@@ -2,12 +2,15 @@
 
 from importlib.metadata import PackageNotFoundError, version
 
-from fastrec import data, evaluate, metrics, nn, ops, retrieval
+from fastrec import data, evaluate, metrics, nn, ops, optim, retrieval
 from fastrec._extension import is_available as extension_available
+from fastrec.jagged import KeyedJagged
 
 try:
     __version__ = version("fastrec")
 except PackageNotFoundError:  # running from a source tree that was never installed
     __version__ = "0+unknown"
 
-__all__ = ["__version__", "data", "evaluate", "extension_available", "metrics", "nn", "ops", "retrieval"]
+__all__ = [
+    "KeyedJagged", "__version__", "data", "evaluate", "extension_available", "metrics", "nn", "ops", "optim", "retrieval",
+]

@@ -2,7 +2,21 @@
 registration, and their plain-torch references in :mod:`fastrec.ops.reference`."""
 
 from fastrec.ops import reference
-from fastrec.ops.embedding import FusedUpdate, embedding_bag, embedding_bag_fused, sparse_weight_grad
+from fastrec.ops.embedding import (
+    FusedUpdate,
+    embedding_bag,
+    embedding_bag_fused,
+    sparse_weight_grad,
+    with_dense_gradient,
+)
 from fastrec.ops.fm import fm_interaction
 
-__all__ = ["FusedUpdate", "embedding_bag", "embedding_bag_fused", "fm_interaction", "reference", "sparse_weight_grad"]
+__all__ = [
+    "FusedUpdate",
+    "embedding_bag",
+    "embedding_bag_fused",
+    "fm_interaction",
+    "reference",
+    "sparse_weight_grad",
+    "with_dense_gradient",
+]

@@ -17,7 +17,7 @@ from torch import Tensor
 from fastrec import _extension
 from fastrec.ops import reference
 
-__all__ = ["FusedUpdate", "embedding_bag", "embedding_bag_fused", "sparse_weight_grad"]
+__all__ = ["FusedUpdate", "embedding_bag", "embedding_bag_fused", "sparse_weight_grad", "with_dense_gradient"]
 
 SGD, ADAGRAD, ROWWISE_ADAGRAD, ADAM = 0, 1, 2, 3
 
@@ -177,3 +177,19 @@ if _extension.is_available():
         return grad, None, None, None, None, None
 
     torch.library.register_autograd("fastrec::embedding_bag_forward", _backward, setup_context=_setup_context)
+
+
+class _DenseGradient(torch.autograd.Function):
+    @staticmethod
+    def forward(ctx, weights):
+        return weights.view_as(weights)
+
+    @staticmethod
+    def backward(ctx, grad):
+        return grad.to_dense() if grad.is_sparse else grad
+
+
+def with_dense_gradient(weights: Tensor) -> Tensor:
+    """``weights`` (a view) whose gradient arrives dense even where the op produces a row-sparse one, for optimizers
+    that do not take sparse gradients (nn.EmbeddingBag's default, sparse=False)."""
+    return _DenseGradient.apply(weights)
