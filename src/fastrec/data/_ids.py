@@ -45,7 +45,8 @@ def check_finite(name: str, x: np.ndarray) -> None:
 
 
 def check_ids_int(name: str, x: np.ndarray) -> np.ndarray:
-    """Numeric ids as int64: floats must be integral, all must be >= 0. Other kinds (str, objects) pass unchanged."""
+    """Numeric ids as integers (integral floats become int64; integer arrays keep their dtype), all >= 0.
+    Other kinds (str, objects) pass unchanged."""
     if x.dtype.kind == "b":
         raise TypeError(f"{name} must hold integer or string ids, got dtype bool")
     if x.dtype.kind == "f":
@@ -59,8 +60,7 @@ def check_ids_int(name: str, x: np.ndarray) -> np.ndarray:
         if x.dtype.kind == "u" and x.dtype.itemsize == 8 and x.size and x.max() > np.iinfo(np.int64).max:
             k = int(np.argmax(x))
             raise ValueError(f"{name} must fit in int64: {name}[{k}] = {show(x[k])}")
-        x = x.astype(np.int64, copy=False)
-        if x.size and x.min() < 0:
+        if x.size and x.dtype.kind == "i" and x.min() < 0:
             k = int(np.argmin(x))
             raise ValueError(f"{name} must be non-negative ids: {name}[{k}] = {show(x[k])}")
     return x
@@ -71,12 +71,12 @@ def _presence_factorize(x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     present = np.zeros(hi + 1, np.bool_)
     present[x] = True
     uniques = np.flatnonzero(present)
-    table = np.cumsum(present, dtype=np.int64) - 1
+    table = np.cumsum(present, dtype=np.int64 if uniques.size >= 2**31 else np.int32) - 1
     return table[x], uniques
 
 
 def factorize(name: str, x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """(codes int64, uniques): dense ids for the distinct values of x, in sorted order when sortable."""
+    """(codes, uniques): dense integer ids for the distinct values of x, in sorted order when sortable."""
     if x.dtype.kind in "iu":
         if x.size == 0:
             return np.zeros(0, np.int64), np.zeros(0, np.int64)

@@ -180,25 +180,27 @@ class Interactions:
     def _build(cls, rows: np.ndarray, cols: np.ndarray, values: np.ndarray | None, timestamps: np.ndarray | None,
                user_ids: np.ndarray, item_ids: np.ndarray, duplicates: str) -> Interactions:
         """CSR from dense internal ids (already validated)."""
-        if len(item_ids) > np.iinfo(np.int32).max:
-            raise ValueError(f"at most 2**31-1 items are supported, got {len(item_ids)}")
-        indptr, order = _csr.counting_sort_rows(rows, len(user_ids))
-        indices, n_dups = _csr.sort_within_rows(indptr, order, cols)
+        n_rows, n_cols = len(user_ids), len(item_ids)
+        if n_rows >= 2**31 or n_cols >= 2**31:
+            raise ValueError(f"at most 2**31-1 users and items are supported, got {n_rows} and {n_cols}")
+        rows = np.ascontiguousarray(rows, dtype=np.int32)
+        cols = np.ascontiguousarray(cols, dtype=np.int32)
+        vals = np.zeros(0, np.float32) if values is None else np.ascontiguousarray(values, dtype=np.float32)
+        ts = np.zeros(0, np.int64) if timestamps is None else np.ascontiguousarray(timestamps, dtype=np.int64)
+        shift, n_chunks = _radix_plan(rows.shape[0], n_rows)
+        indptr, indices, out_v, out_t, n_dups = _csr.build_csr(rows, cols, vals, ts, n_rows, shift, n_chunks)
         if n_dups:
             if duplicates == "error":
                 r, c = _csr.first_duplicate(indptr, indices)
                 raise ValueError(
-                    f"{n_dups} duplicate (user, item) entries, e.g. user {show(user_ids[r])} item {show(item_ids[c])}; "
-                    "pass duplicates='sum', 'max', 'first' or 'last'")
-            vals = np.ones(rows.shape[0], np.float32) if values is None else values
-            ts = np.zeros(0, np.int64) if timestamps is None else timestamps
-            indptr, indices, out_v, out_t = _csr.dedup_rows(indptr, indices, order, vals, ts,
+                    f"{n_dups} duplicate (user, item) entries, e.g. user {show(user_ids[r])} item "
+                    f"{show(item_ids[c])}; pass duplicates='sum', 'max', 'first' or 'last'")
+            indptr, indices, out_v, out_t = _csr.dedup_rows(indptr, indices, out_v, out_t,
                                                              DUPLICATE_POLICIES[duplicates])
             return cls(indptr, indices, out_v, None if timestamps is None else out_t,
                        user_ids=user_ids, item_ids=item_ids, check=False)
-        out_v = None if values is None else _csr.gather_f32(values, order)
-        out_t = None if timestamps is None else _csr.gather_i64(timestamps, order)
-        return cls(indptr, indices, out_v, out_t, user_ids=user_ids, item_ids=item_ids, check=False)
+        return cls(indptr, indices, None if values is None else out_v, None if timestamps is None else out_t,
+                   user_ids=user_ids, item_ids=item_ids, check=False)
 
     @classmethod
     def from_dataframe(
@@ -456,6 +458,18 @@ class Interactions:
                 raise ValueError(f"{path}: not a fastrec Interactions file (format_version {version})")
             ts = z["timestamps"] if "timestamps" in z else None
             return cls(z["indptr"], z["indices"], z["values"], ts, user_ids=z["user_ids"], item_ids=z["item_ids"])
+
+
+def _radix_plan(n: int, n_rows: int) -> tuple[int, int]:
+    """(shift, n_chunks) for build_csr: blocks of 2**shift rows holding about 256k entries each (pass 2 sorts a
+    block inside the cache; bigger blocks mean fewer output streams in pass 1: measured best at 2**12-2**15 rows of
+    50 entries), and one input chunk per thread once the input is large enough to pay for threads."""
+    import numba
+
+    per_row = max(n / max(n_rows, 1), 1e-9)
+    shift = int(np.clip(np.floor(np.log2(262144 / per_row)), 0, 30))
+    n_chunks = numba.get_num_threads() if n >= 1 << 20 else 1
+    return shift, n_chunks
 
 
 def _ids_equal(a: np.ndarray, b: np.ndarray) -> bool:
