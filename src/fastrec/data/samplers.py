@@ -26,6 +26,7 @@ from typing import Any
 import numpy as np
 from numba import njit, prange
 
+from fastrec.data._ids import show
 from fastrec.data._rng import below, draw_u64, low_unit, next_u64, seed_key, to_open_unit, to_unit
 from fastrec.data.interactions import Interactions
 
@@ -354,7 +355,7 @@ def _raise_unsamplable(out: np.ndarray, users: np.ndarray, positives: Interactio
     if bad.size:
         u = int(users[bad[0]])
         raise ValueError(
-            f"user {u} (external id {positives.user_ids[u]!r}, {int(positives.user_degrees()[u])} positives of "
+            f"user {u} (external id {show(positives.user_ids[u])}, {int(positives.user_degrees()[u])} positives of "
             f"{positives.n_items} items) has {what}; {bad.size} such rows in this batch")
 
 
@@ -411,7 +412,7 @@ class NegativeSampler:
                     raise ValueError(f"item_weights must have shape ({positives.n_items},), got {weights.shape}")
                 if not np.all(np.isfinite(weights)) or (weights < 0).any():
                     k = int(np.flatnonzero(~np.isfinite(weights) | (weights < 0))[0])
-                    raise ValueError(f"item_weights must be finite and >= 0: item_weights[{k}] = {weights[k]!r}")
+                    raise ValueError(f"item_weights must be finite and >= 0: item_weights[{k}] = {show(weights[k])}")
             if weights.sum() <= 0:
                 raise ValueError("item weights sum to 0: no item can be sampled")
             self.weights = weights
@@ -477,7 +478,7 @@ def hard_negatives(
                          f"got {scores.shape}")
     if not np.all(np.isfinite(scores)):
         bad = np.argwhere(~np.isfinite(scores))[0]
-        raise ValueError(f"scores must be finite: scores[{bad[0]}, {bad[1]}] = {scores[bad[0], bad[1]]!r}")
+        raise ValueError(f"scores must be finite: scores[{bad[0]}, {bad[1]}] = {show(scores[bad[0], bad[1]])}")
     if temperature is not None and (not np.isfinite(temperature) or temperature <= 0):
         raise ValueError(f"temperature must be > 0, got {temperature!r}")
     inv_t = 1.0 if temperature is None else 1.0 / float(temperature)
