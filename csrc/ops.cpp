@@ -14,17 +14,17 @@ TORCH_LIBRARY(fastrec, m) {
   // Table-batched embedding bag over one weight buffer; layout (and per-table pooling) in
   // csrc/embedding/embedding_bag.h. Returns float32 [B, sum_f D_f].
   m.def(
-      "embedding_bag_forward(Tensor weights, Tensor table_layout, Tensor feature_tables, Tensor indices, "
+      "embedding_bag_forward(Tensor weights, int[] table_layout, int[] feature_tables, Tensor indices, "
       "Tensor offsets, Tensor? per_sample_weights) -> Tensor");
   // Row-sparse gradient: (touched global row ids [U] ascending, their aggregated gradients, flat float32).
   m.def(
-      "embedding_bag_backward_sparse(Tensor grad_output, Tensor table_layout, Tensor feature_tables, "
+      "embedding_bag_backward_sparse(Tensor grad_output, int[] table_layout, int[] feature_tables, "
       "Tensor indices, Tensor offsets, Tensor? per_sample_weights) -> (Tensor, Tensor)");
   // Fused sparse optimizer step, in place on weights and optimizer state (optimizer: 0 SGD, 1 Adagrad,
   // 2 row-wise Adagrad, 3 Adam; state1/state2 empty where the optimizer keeps none).
   m.def(
       "embedding_bag_backward_fused(Tensor grad_output, Tensor(a!) weights, Tensor(b!) state1, Tensor(c!) state2, "
-      "Tensor table_layout, Tensor feature_tables, Tensor indices, Tensor offsets, Tensor? per_sample_weights, "
+      "int[] table_layout, int[] feature_tables, Tensor indices, Tensor offsets, Tensor? per_sample_weights, "
       "int optimizer, float lr, float eps, float beta1, float beta2, float weight_decay, int step) -> ()");
 }
 

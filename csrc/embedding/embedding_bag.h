@@ -1,10 +1,11 @@
 // Table-batched embedding bag: layout, per-row math and argument checks shared by the CPU and CUDA kernels.
 //
-// All tables live in ONE contiguous weight buffer. `table_layout` is an int64 [T, 5] CPU tensor, one row per table:
+// All tables live in ONE contiguous weight buffer. `table_layout` is a list of 5 * T ints, five per table:
 //   (element offset of the table in the buffer, embedding dim, number of rows, global row id of its first row,
 //    pooling: 0 sum, 1 mean).
 // Global row ids number the rows of all tables consecutively; row-wise optimizer state is indexed by them.
-// `feature_tables` int64 [F] maps each feature to its table (several features may share one table).
+// `feature_tables` (F ints) maps each feature to its table (several features may share one table).
+// Both are int lists rather than tensors: static under torch.compile, so output shapes are known when tracing.
 // `indices` and `offsets` are feature-major, as in TorchRec's KeyedJaggedTensor: bag g = f * B + b holds
 // indices[offsets[g] : offsets[g + 1]], offsets has F * B + 1 entries. The pooled output is float32 [B, sum_f D_f],
 // feature f in columns [col_f, col_f + D_f).
@@ -56,19 +57,13 @@ inline void check_weights(const char* op, const at::Tensor& weights) {
   TORCH_CHECK_VALUE(weights.is_contiguous(), op, ": weights must be contiguous");
 }
 
-// Reads and checks table_layout / feature_tables (small, on the CPU) and the shapes of indices, offsets and
+// Reads and checks table_layout / feature_tables and the shapes of indices, offsets and
 // per_sample_weights; tables must fit in `num_elements` weights (-1: not checked, for ops without the weights).
 // The values of offsets and indices are checked by the kernels' first pass.
-inline Layout make_layout(const char* op, c10::Device device, int64_t num_elements, const at::Tensor& table_layout,
-                          const at::Tensor& feature_tables, const at::Tensor& indices, const at::Tensor& offsets,
-                          const std::optional<at::Tensor>& per_sample_weights) {  TORCH_CHECK_VALUE(table_layout.dim() == 2 && table_layout.size(1) == 5 && table_layout.scalar_type() == at::kLong &&
-                        table_layout.device().is_cpu(),
-                    op, ": table_layout must be a CPU int64 tensor [num_tables, 5], got ", table_layout.scalar_type(),
-                    " ", table_layout.sizes(), " on ", table_layout.device());
-  TORCH_CHECK_VALUE(feature_tables.dim() == 1 && feature_tables.scalar_type() == at::kLong &&
-                        feature_tables.device().is_cpu(),
-                    op, ": feature_tables must be a 1-D CPU int64 tensor, got ", feature_tables.scalar_type(), " ",
-                    feature_tables.sizes(), " on ", feature_tables.device());
+inline Layout make_layout(const char* op, c10::Device device, int64_t num_elements, c10::IntArrayRef table_layout,
+                          c10::IntArrayRef feature_tables, const at::Tensor& indices, const at::Tensor& offsets,
+                          const std::optional<at::Tensor>& per_sample_weights) {  TORCH_CHECK_VALUE(table_layout.size() % 5 == 0, op, ": table_layout must hold 5 ints per table, got ",
+                    table_layout.size());
   check_index_tensor(op, "indices", indices);
   check_index_tensor(op, "offsets", offsets);
   TORCH_CHECK_TYPE(indices.scalar_type() == offsets.scalar_type(), op, ": indices (", indices.scalar_type(),
@@ -77,9 +72,8 @@ inline Layout make_layout(const char* op, c10::Device device, int64_t num_elemen
                     ": indices and offsets must be on the weights' device ", device);
 
   Layout layout;
-  const auto tl = table_layout.contiguous();
-  const int64_t* t = tl.const_data_ptr<int64_t>();
-  for (int64_t i = 0; i < tl.size(0); ++i) {
+  const int64_t* t = table_layout.data();
+  for (int64_t i = 0; i < int64_t(table_layout.size()) / 5; ++i) {
     const int64_t* row = t + 5 * i;
     TORCH_CHECK_VALUE(row[4] == int64_t(Pooling::Sum) || row[4] == int64_t(Pooling::Mean), op, ": table ", i,
                       " has pooling ", row[4], "; it must be 0 (sum) or 1 (mean)");
@@ -91,9 +85,8 @@ inline Layout make_layout(const char* op, c10::Device device, int64_t num_elemen
     layout.tables.push_back(table);
     layout.total_rows = std::max(layout.total_rows, table.row_start + table.num_rows);
   }
-  const auto ft = feature_tables.contiguous();
-  const int64_t* f = ft.const_data_ptr<int64_t>();
-  const int64_t num_features = ft.size(0);
+  const int64_t* f = feature_tables.data();
+  const int64_t num_features = int64_t(feature_tables.size());
   for (int64_t i = 0; i < num_features; ++i) {
     TORCH_CHECK_VALUE(f[i] >= 0 && f[i] < int64_t(layout.tables.size()), op, ": feature ", i, " maps to table ",
                       f[i], ", but there are ", layout.tables.size(), " tables");

@@ -322,8 +322,7 @@ struct Inputs {
 };
 
 // weights: the buffer the op reads or updates, or nullptr for the sparse backward, which only needs the layout.
-Inputs prepare(const char* op, const at::Tensor* weights, const at::Tensor& table_layout,
-               const at::Tensor& feature_tables, const at::Tensor& indices, const at::Tensor& offsets,
+Inputs prepare(const char* op, const at::Tensor* weights, c10::IntArrayRef table_layout, c10::IntArrayRef feature_tables, const at::Tensor& indices, const at::Tensor& offsets,
                const std::optional<at::Tensor>& per_sample_weights) {
   if (weights != nullptr) check_weights(op, *weights);
   Inputs in{make_layout(op, indices.device(), weights ? weights->numel() : -1, table_layout, feature_tables, indices,
@@ -345,8 +344,8 @@ void check_grad_output(const char* op, const at::Tensor& grad_output, const Layo
                    grad_output.scalar_type());
 }
 
-at::Tensor embedding_bag_forward_cpu(const at::Tensor& weights, const at::Tensor& table_layout,
-                                     const at::Tensor& feature_tables, const at::Tensor& indices,
+at::Tensor embedding_bag_forward_cpu(const at::Tensor& weights, c10::IntArrayRef table_layout,
+                                     c10::IntArrayRef feature_tables, const at::Tensor& indices,
                                      const at::Tensor& offsets, const std::optional<at::Tensor>& per_sample_weights) {
   const Inputs in =
       prepare("embedding_bag_forward", &weights, table_layout, feature_tables, indices, offsets, per_sample_weights);
@@ -363,7 +362,7 @@ at::Tensor embedding_bag_forward_cpu(const at::Tensor& weights, const at::Tensor
 }
 
 std::tuple<at::Tensor, at::Tensor> embedding_bag_backward_sparse_cpu(
-    const at::Tensor& grad_output, const at::Tensor& table_layout, const at::Tensor& feature_tables, const at::Tensor& indices, const at::Tensor& offsets,
+    const at::Tensor& grad_output, c10::IntArrayRef table_layout, c10::IntArrayRef feature_tables, const at::Tensor& indices, const at::Tensor& offsets,
     const std::optional<at::Tensor>& per_sample_weights) {
   static constexpr const char* op = "embedding_bag_backward_sparse";
   const Inputs in = prepare(op, nullptr, table_layout, feature_tables, indices, offsets, per_sample_weights);
@@ -394,8 +393,8 @@ std::tuple<at::Tensor, at::Tensor> embedding_bag_backward_sparse_cpu(
 }
 
 void embedding_bag_backward_fused_cpu(const at::Tensor& grad_output, at::Tensor& weights, at::Tensor& state1,
-                                      at::Tensor& state2, const at::Tensor& table_layout,
-                                      const at::Tensor& feature_tables, const at::Tensor& indices,
+                                      at::Tensor& state2, c10::IntArrayRef table_layout,
+                                      c10::IntArrayRef feature_tables, const at::Tensor& indices,
                                       const at::Tensor& offsets, const std::optional<at::Tensor>& per_sample_weights,
                                       int64_t optimizer, double lr, double eps, double beta1,
                                       double beta2, double weight_decay, int64_t step) {

@@ -53,14 +53,14 @@ class TableConfig:
                              f"{self.pooling!r}")
 
 
-def _table_layout(tables: Sequence[TableConfig]) -> Tensor:
-    """int64 [T, 5]: element offset, dim, rows, first global row, pooling code (csrc/embedding/embedding_bag.h)."""
-    rows, element, first_row = [], 0, 0
+def _table_layout(tables: Sequence[TableConfig]) -> list[int]:
+    """Five ints per table: element offset, dim, rows, first global row, pooling code (see fastrec.ops.embedding)."""
+    layout, element, first_row = [], 0, 0
     for table in tables:
-        rows.append([element, table.embedding_dim, table.num_embeddings, first_row, _POOLING_CODES[table.pooling]])
+        layout += [element, table.embedding_dim, table.num_embeddings, first_row, _POOLING_CODES[table.pooling]]
         element += table.num_embeddings * table.embedding_dim
         first_row += table.num_embeddings
-    return torch.tensor(rows, dtype=torch.int64)
+    return layout
 
 
 class EmbeddingBagCollection(nn.Module):
@@ -110,7 +110,7 @@ class EmbeddingBagCollection(nn.Module):
         self.feature_names = features
         self._table_of_feature = {name: i for i, t in enumerate(tables) for name in t.feature_names}
         self._layout = _table_layout(tables)
-        self._all_features = torch.tensor([self._table_of_feature[f] for f in features], dtype=torch.int64)
+        self._all_features = [self._table_of_feature[f] for f in features]
         dims = {t.embedding_dim for t in tables}
         self.embedding_dim = dims.pop() if len(dims) == 1 else None  # None: mixed dims
         total_rows = sum(t.num_embeddings for t in tables)
@@ -130,14 +130,13 @@ class EmbeddingBagCollection(nn.Module):
             self.optimizer_state1.fill_(optimizer.initial_accumulator_value)
         self.register_buffer("optimizer_step", torch.zeros((), dtype=torch.int64, device=device))
         self._trigger = torch.zeros(0, requires_grad=True)  # makes autograd call the fused backward
-        self._feature_tables_cache: dict[tuple[str, ...], Tensor] = {}
 
     # ---- weights ----
     def table_weight(self, name: str) -> Tensor:
         """The ``[num_embeddings, embedding_dim]`` view of table ``name`` inside the shared buffer."""
         for i, table in enumerate(self.tables):
             if table.name == name:
-                start, dim, rows = (int(x) for x in self._layout[i, :3])
+                start, dim, rows = self._layout[5 * i : 5 * i + 3]
                 return self.weight.view(-1)[start : start + dim * rows].view(rows, dim)
         raise KeyError(f"no table named {name!r}; tables: {[t.name for t in self.tables]}")
 
@@ -192,14 +191,10 @@ class EmbeddingBagCollection(nn.Module):
             result[key] = self._lookup(self._feature_tables([key]), values, offsets, weights, [key])
         return {k: result[k] for k in kjt.keys}
 
-    def _feature_tables(self, keys: list[str]) -> Tensor:
-        cached = self._feature_tables_cache.get(tuple(keys))
-        if cached is None:
-            cached = torch.tensor([self._table_of_feature[k] for k in keys], dtype=torch.int64)
-            self._feature_tables_cache[tuple(keys)] = cached
-        return cached
+    def _feature_tables(self, keys: list[str]) -> list[int]:
+        return [self._table_of_feature[k] for k in keys]
 
-    def _lookup(self, feature_tables: Tensor, indices: Tensor, offsets: Tensor, weights: Tensor | None,
+    def _lookup(self, feature_tables: list[int], indices: Tensor, offsets: Tensor, weights: Tensor | None,
                 keys: Sequence[str]) -> Tensor:
         try:
             if self.optimizer is not None and torch.is_grad_enabled() and self.training:
@@ -270,7 +265,7 @@ def _select_features(kjt: KeyedJagged, keep: list[int]) -> tuple[Tensor, Tensor,
     return values, offsets, weights
 
 
-def _name_feature(message: str, keys: Sequence[str], tables: Sequence[TableConfig], feature_tables: Tensor) -> str:
+def _name_feature(message: str, keys: Sequence[str], tables: Sequence[TableConfig], feature_tables: list[int]) -> str:
     import re
 
     match = re.search(r"\(feature (\d+), table (\d+)\)", message)
@@ -327,7 +322,7 @@ class EmbeddingBag(nn.Module):
                                  f"{(num_embeddings, embedding_dim)}, got {tuple(_weight.shape)}")
             self.weight = nn.Parameter(_weight)
         self._layout = _table_layout([config])
-        self._feature_tables = torch.zeros(1, dtype=torch.int64)
+        self._feature_tables = [0]
 
     def reset_parameters(self) -> None:
         nn.init.normal_(self.weight)

@@ -1,14 +1,15 @@
 """Table-batched embedding bag: fastrec::embedding_bag_* ops, their autograd, and the fused-optimizer path.
 
 Layout (see csrc/embedding/embedding_bag.h): all tables in one contiguous ``weights`` buffer ([rows, D] when every
-table has the same dim, else 1-D); ``table_layout`` int64 [T, 5] on the CPU with one row per table:
-(element offset, dim, rows, first global row id, pooling 0=sum/1=mean); ``feature_tables`` int64 [F];
+table has the same dim, else 1-D); ``table_layout``, five ints per table: (element offset, dim, rows, first global
+row id, pooling 0=sum/1=mean); ``feature_tables``, one table index per feature;
 ``indices``/``offsets`` feature-major like TorchRec's KeyedJaggedTensor (offsets has F * B + 1 entries).
 Most users want :class:`fastrec.nn.EmbeddingBagCollection` or :class:`fastrec.nn.EmbeddingBag` instead.
 """
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import NamedTuple
 
 import torch
@@ -42,8 +43,8 @@ def _check_per_sample_weights(per_sample_weights: Tensor | None) -> None:
 
 def embedding_bag(
     weights: Tensor,
-    table_layout: Tensor,
-    feature_tables: Tensor,
+    table_layout: Sequence[int],
+    feature_tables: Sequence[int],
     indices: Tensor,
     offsets: Tensor,
     per_sample_weights: Tensor | None = None,
@@ -63,7 +64,7 @@ def embedding_bag(
 
 
 def sparse_weight_grad(
-    shape: torch.Size, dtype: torch.dtype, table_layout: Tensor, rows: Tensor, values: Tensor
+    shape: torch.Size, dtype: torch.dtype, table_layout: Sequence[int], rows: Tensor, values: Tensor
 ) -> Tensor:
     """The row-sparse gradient of weights of ``shape`` and ``dtype`` as a coalesced COO tensor, from the touched
     global row ids and their aggregated gradients (flat, row after row) as the sparse backward op returns them."""
@@ -71,7 +72,7 @@ def sparse_weight_grad(
         values = values.view(-1, shape[1]).to(dtype)
         return torch.sparse_coo_tensor(rows.unsqueeze(0), values, shape, is_coalesced=True, check_invariants=False)
     # One flat buffer of tables with different dims: element-level COO.
-    layout = table_layout.to(rows.device)
+    layout = torch.tensor(table_layout, dtype=torch.int64, device=rows.device).view(-1, 5)
     row_starts, order = layout[:, 3].sort()
     table = order[torch.searchsorted(row_starts, rows, right=True) - 1]
     dims = layout[table, 1]
@@ -118,8 +119,8 @@ def embedding_bag_fused(
     state1: Tensor,
     state2: Tensor,
     step: Tensor,
-    table_layout: Tensor,
-    feature_tables: Tensor,
+    table_layout: Sequence[int],
+    feature_tables: Sequence[int],
     indices: Tensor,
     offsets: Tensor,
     per_sample_weights: Tensor | None,
@@ -143,15 +144,16 @@ if _extension.is_available():
 
     @torch.library.register_fake("fastrec::embedding_bag_forward")
     def _forward_fake(weights, table_layout, feature_tables, indices, offsets, per_sample_weights):
-        batch = (offsets.shape[0] - 1) // feature_tables.shape[0]
-        width = int(table_layout[feature_tables, 1].sum()) if feature_tables.numel() else 0
+        batch = (offsets.shape[0] - 1) // max(len(feature_tables), 1)
+        width = sum(table_layout[5 * t + 1] for t in feature_tables)
         return weights.new_empty((batch, width), dtype=torch.float32)
 
     @torch.library.register_fake("fastrec::embedding_bag_backward_sparse")
     def _backward_sparse_fake(grad_output, table_layout, feature_tables, indices, offsets, per_sample_weights):
         ctx = torch.library.get_ctx()
-        num_rows = ctx.new_dynamic_size()
-        num_values = ctx.new_dynamic_size()
+        num_rows = ctx.new_dynamic_size()  # the touched rows: known only from the data
+        dims = {table_layout[5 * t + 1] for t in feature_tables}
+        num_values = num_rows * dims.pop() if len(dims) == 1 else ctx.new_dynamic_size()
         return indices.new_empty((num_rows,), dtype=torch.int64), grad_output.new_empty((num_values,))
 
     @torch.library.register_fake("fastrec::embedding_bag_backward_fused")
@@ -161,19 +163,20 @@ if _extension.is_available():
 
     def _setup_context(ctx, inputs, output) -> None:
         weights, table_layout, feature_tables, indices, offsets, per_sample_weights = inputs
-        ctx.save_for_backward(table_layout, feature_tables, indices, offsets, per_sample_weights)
+        ctx.save_for_backward(indices, offsets, per_sample_weights)
+        ctx.table_layout, ctx.feature_tables = table_layout, feature_tables
         # The backward needs the weights' shape and dtype, not their values: no saved reference, so updating the
         # weights between forward and backward is allowed, as with nn.EmbeddingBag.
         ctx.weights_shape, ctx.weights_dtype = weights.shape, weights.dtype
 
     def _backward(ctx, grad_output):
-        table_layout, feature_tables, indices, offsets, per_sample_weights = ctx.saved_tensors
+        indices, offsets, per_sample_weights = ctx.saved_tensors
         rows, values = torch.ops.fastrec.embedding_bag_backward_sparse.default(
-            grad_output, table_layout, feature_tables, indices, offsets, per_sample_weights
+            grad_output, ctx.table_layout, ctx.feature_tables, indices, offsets, per_sample_weights
         )
         grad = None
         if ctx.needs_input_grad[0]:
-            grad = sparse_weight_grad(ctx.weights_shape, ctx.weights_dtype, table_layout, rows, values)
+            grad = sparse_weight_grad(ctx.weights_shape, ctx.weights_dtype, ctx.table_layout, rows, values)
         return grad, None, None, None, None, None
 
     torch.library.register_autograd("fastrec::embedding_bag_forward", _backward, setup_context=_setup_context)

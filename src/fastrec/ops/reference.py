@@ -7,6 +7,7 @@ They are written for clarity, composed from standard torch ops so that autograd 
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 
 import torch
 import torch.nn.functional as F
@@ -36,36 +37,34 @@ def fm_interaction_pairwise(emb: Tensor, values: Tensor | None = None, reduce: b
 
 def embedding_bag(
     weights: Tensor,
-    table_layout: Tensor,
-    feature_tables: Tensor,
+    table_layout: Sequence[int],
+    feature_tables: Sequence[int],
     indices: Tensor,
     offsets: Tensor,
     per_sample_weights: Tensor | None = None,
 ) -> Tensor:
     """Table-batched embedding bag, one ``torch.nn.functional.embedding_bag`` per feature.
 
-    ``table_layout`` rows are (element offset, dim, rows, first global row, pooling 0=sum/1=mean); bag ``f * B + b``
-    holds ``indices[offsets[f*B+b] : offsets[f*B+b+1]]`` of feature f's table. Returns float32 [B, sum_f D_f].
+    ``table_layout`` holds five ints per table (element offset, dim, rows, first global row, pooling 0=sum/1=mean);
+    bag ``f * B + b`` holds ``indices[offsets[f*B+b] : offsets[f*B+b+1]]`` of feature f's table.
+    Returns [B, sum_f D_f] in float32 (float64 for float64 weights).
     """
     flat = weights.reshape(-1)
-    num_features = feature_tables.numel()
-    batch = (offsets.numel() - 1) // num_features
+    out_dtype = torch.float64 if weights.dtype == torch.float64 else torch.float32
+    batch = (offsets.numel() - 1) // len(feature_tables)
     columns = []
-    for f, t in enumerate(feature_tables.tolist()):
-        start, dim, rows, _, pooling = table_layout[t].tolist()
-        table = flat[start : start + dim * rows].view(rows, dim).float()
+    for f, t in enumerate(feature_tables):
+        start, dim, rows, _, pooling = table_layout[5 * t : 5 * t + 5]
+        table = flat[start : start + dim * rows].view(rows, dim).to(out_dtype)
         bag_offsets = offsets[f * batch : (f + 1) * batch + 1].long()
         lo, hi = int(bag_offsets[0]), int(bag_offsets[-1])
-        weights_f = per_sample_weights[lo:hi] if per_sample_weights is not None else None
-        if pooling == 1 and weights_f is not None:  # F.embedding_bag refuses weights with mean: pool by hand
-            sums = F.embedding_bag(indices[lo:hi].long(), table, bag_offsets[:-1] - lo, mode="sum",
-                                   per_sample_weights=weights_f)
-            lengths = (bag_offsets[1:] - bag_offsets[:-1]).clamp(min=1).unsqueeze(1)
-            columns.append(sums / lengths)
-        else:
-            columns.append(F.embedding_bag(indices[lo:hi].long(), table, bag_offsets[:-1] - lo,
-                                           mode="mean" if pooling == 1 else "sum", per_sample_weights=weights_f))
-    return torch.cat(columns, dim=1) if columns else weights.new_zeros(batch, 0, dtype=torch.float32)
+        weights_f = per_sample_weights[lo:hi].to(out_dtype) if per_sample_weights is not None else None
+        sums = F.embedding_bag(indices[lo:hi].long(), table, bag_offsets[:-1] - lo, mode="sum",
+                               per_sample_weights=weights_f)
+        if pooling == 1:  # by hand: F.embedding_bag refuses per-sample weights with mode="mean"
+            sums = sums / (bag_offsets[1:] - bag_offsets[:-1]).clamp(min=1).unsqueeze(1)
+        columns.append(sums)
+    return torch.cat(columns, dim=1)
 
 
 def sparse_optimizer_step(
