@@ -2,5 +2,43 @@
 
 from fastrec.data.interactions import DUPLICATE_POLICIES, Interactions
 from fastrec.data.loaders import load_user_item_lines, read_user_item_lines
+from fastrec.data.samplers import (
+    NegativeSampler,
+    evaluation_negatives,
+    hard_negatives,
+    popularity_negatives,
+    uniform_negatives,
+    union,
+)
+from fastrec.data.splits import (
+    Split,
+    StrongSplit,
+    kfold,
+    leave_one_out,
+    random_holdout,
+    strong_generalization,
+    temporal_split,
+)
+from fastrec.data.synthetic import synthetic_arrays, synthetic_interactions
 
-__all__ = ["DUPLICATE_POLICIES", "Interactions", "load_user_item_lines", "read_user_item_lines"]
+__all__ = [
+    "DUPLICATE_POLICIES",
+    "Interactions",
+    "NegativeSampler",
+    "Split",
+    "StrongSplit",
+    "evaluation_negatives",
+    "hard_negatives",
+    "kfold",
+    "leave_one_out",
+    "load_user_item_lines",
+    "popularity_negatives",
+    "random_holdout",
+    "read_user_item_lines",
+    "strong_generalization",
+    "synthetic_arrays",
+    "synthetic_interactions",
+    "temporal_split",
+    "uniform_negatives",
+    "union",
+]
