@@ -70,3 +70,104 @@ def test_small_files(tmp_path):
     with pytest.raises(FileNotFoundError, match="does not exist"):
         load_user_item_lines(tmp_path / "missing.txt")
     assert isinstance(x, Interactions)
+
+
+def test_ml100k_recbole_inter():
+    from fastrec.data.loaders import load_recbole_inter, read_atomic
+
+    path = need("ml-100k", "ml-100k.inter")
+    cols = read_atomic(path)
+    assert list(cols) == ["user_id", "item_id", "rating", "timestamp"] and cols["user_id"].shape == (100000,)
+    assert [cols[k][0] for k in cols] == [196, 242, 3.0, 881250949]  # file order kept
+    x = load_recbole_inter(path)
+    assert x.shape == (943, 1682) and x.nnz == 100000
+    u, i = x.user_index([196])[0], x.item_index([242])[0]
+    k = x.indptr[u] + np.searchsorted(x.row(u), i)
+    assert x.values[k] == 3.0 and x.timestamps[k] == 881250949
+    items = read_atomic(DATA / "ml-100k" / "ml-100k.item")
+    assert items["movie_title"][0] == ("Toy", "Story") and items["class"][0] == ("Animation", "Children's", "Comedy")
+    users = read_atomic(DATA / "ml-100k" / "ml-100k.user")
+    assert users["age"].dtype == np.int64 and users["zip_code"][0] == "85711"
+
+
+def test_movielens_formats(tmp_path):
+    from fastrec.data.loaders import load, load_movielens, read_movielens
+
+    rows = [(1, 10, 4.0, 100), (2, 10, 3.0, 50), (1, 11, 5.0, 70)]
+    (tmp_path / "u.data").write_text("".join(f"{u}\t{i}\t{int(r)}\t{t}\n" for u, i, r, t in rows))
+    (tmp_path / "ratings.dat").write_text("".join(f"{u}::{i}::{int(r)}::{t}\n" for u, i, r, t in rows))
+    csv = tmp_path / "csv"
+    csv.mkdir()
+    (csv / "ratings.csv").write_text("userId,movieId,rating,timestamp\n" +
+                                     "".join(f"{u},{i},{r - 0.5},{t}\n" for u, i, r, t in rows))
+    a = read_movielens(tmp_path / "u.data")
+    b = read_movielens(tmp_path / "ratings.dat")
+    c = read_movielens(csv)  # a folder holding one
+    for cols in (a, b, c):
+        assert cols["user_id"].tolist() == [1, 2, 1] and cols["timestamp"].tolist() == [100, 50, 70]
+    assert c["rating"].tolist() == [3.5, 2.5, 4.5] and a["rating"].dtype == np.float64
+    x = load(tmp_path / "ratings.dat")
+    assert x.to_scipy().toarray().tolist() == [[4, 5], [3, 0]]
+    assert load_movielens(csv / "ratings.csv").values.tolist() == [3.5, 4.5, 2.5]
+    with pytest.raises(ValueError, match="unknown MovieLens file 'movies.dat'"):
+        read_movielens(tmp_path / "movies.dat")
+
+
+def test_sessions(tmp_path):
+    from fastrec.data.loaders import load_sessions
+
+    s = load_sessions(need("diginetica", "train_sessions.txt"))
+    assert len(s) == 186670 and len(s.prefix_targets()) == 719470  # the README's count of training examples
+    t = load_sessions(DATA / "diginetica" / "test_prefix_label.tsv")
+    assert len(t) == 60858 and t.session(0).tolist() == [21553, 20071, 8762, 21566, 6381]
+    assert t.labels[0] == 21566
+    small = tmp_path / "s.txt"
+    small.write_text("5 6 7\n8\n9 9\n")
+    ex = load_sessions(small).prefix_targets()
+    assert [ex.session(k).tolist() for k in range(len(ex))] == [[5], [5, 6], [9]]
+    assert ex.labels.tolist() == [6, 7, 9]
+    bad = tmp_path / "bad.txt"
+    bad.write_text("1 2 x\n")
+    with pytest.raises(ValueError, match="session items must be non-negative integers"):
+        load_sessions(bad)
+
+
+def test_libsvm(tmp_path):
+    from fastrec.data.loaders import load_libsvm
+
+    v = load_libsvm(need("frappe", "frappe.validation.libfm"))
+    assert len(v) == 57722 and v.fixed_width() == 10  # (the data README says 57,721; the file has 57,722 lines)
+    assert v.labels[0] == 1 and v.indices[:3].tolist() == [266, 1244, 5042] and set(np.unique(v.labels)) == {-1, 1}
+    small = tmp_path / "x.libsvm"
+    small.write_text("1 3:0.5 7:2\n-1 2:1\n")
+    d = load_libsvm(small)
+    assert d.indptr.tolist() == [0, 2, 3] and d.indices.tolist() == [3, 7, 2] and d.values.tolist() == [0.5, 2, 1]
+    assert d.fixed_width() is None and d.binary_labels().tolist() == [1, 0] and d.n_features == 8
+    bad = tmp_path / "bad.libsvm"
+    bad.write_text("1 3:0.5 foo\n")
+    with pytest.raises(ValueError, match="is not a libSVM file"):
+        load_libsvm(bad)
+
+
+def test_dispatch_and_dataset_folder(tmp_path, monkeypatch):
+    from fastrec.data.loaders import dataset_path, load, load_dataset
+
+    with pytest.raises(ValueError, match=r"unknown file format for path .*'\.parquet'"):
+        load(tmp_path / "x.parquet")
+    monkeypatch.delenv("FASTREC_DATA", raising=False)
+    with pytest.raises(ValueError, match="FASTREC_DATA"):
+        dataset_path("gowalla")
+    monkeypatch.setenv("FASTREC_DATA", str(tmp_path))
+    with pytest.raises(FileNotFoundError, match="does not exist"):
+        dataset_path("gowalla")
+    (tmp_path / "movielens").mkdir()
+    with pytest.raises(ValueError, match="unknown dataset name 'movielens'"):
+        load_dataset("movielens")
+    if DATA.exists():
+        monkeypatch.setenv("FASTREC_DATA", str(DATA))
+        lastfm = load_dataset("lastfm")
+        assert lastfm["all"].shape == (1090, 3646) and lastfm["sample_negatives"].shape == (1090, 99)
+        x = lastfm["all"]
+        for k in range(0, 1090, 97):  # the published negatives are never the user's items
+            u = x.user_index([lastfm["sample_users"][k]])[0]
+            assert not np.isin(x.item_index(lastfm["sample_negatives"][k]), x.row(u)).any()

@@ -1,7 +1,21 @@
 """fastrec.data: CSR interaction storage, id maps, dataset loaders, splits, numba negative samplers, batching."""
 
 from fastrec.data.interactions import DUPLICATE_POLICIES, Interactions
-from fastrec.data.loaders import load_user_item_lines, read_user_item_lines
+from fastrec.data.loaders import (
+    CTRData,
+    Sessions,
+    dataset_path,
+    load,
+    load_dataset,
+    load_libsvm,
+    load_movielens,
+    load_recbole_inter,
+    load_sessions,
+    load_user_item_lines,
+    read_atomic,
+    read_movielens,
+    read_user_item_lines,
+)
 from fastrec.data.samplers import (
     NegativeSampler,
     evaluation_negatives,
@@ -22,7 +36,18 @@ from fastrec.data.splits import (
 from fastrec.data.synthetic import synthetic_arrays, synthetic_interactions
 
 __all__ = [
+    "CTRData",
     "DUPLICATE_POLICIES",
+    "Sessions",
+    "dataset_path",
+    "load",
+    "load_dataset",
+    "load_libsvm",
+    "load_movielens",
+    "load_recbole_inter",
+    "load_sessions",
+    "read_atomic",
+    "read_movielens",
     "Interactions",
     "NegativeSampler",
     "Split",
