@@ -1,5 +1,6 @@
 """fastrec.data: CSR interaction storage, id maps, dataset loaders, splits, numba negative samplers, batching."""
 
+from fastrec.data.batching import CTRBatches, PointwiseBatches, TripletBatches
 from fastrec.data.interactions import DUPLICATE_POLICIES, Interactions
 from fastrec.data.loaders import (
     CTRData,
@@ -36,6 +37,7 @@ from fastrec.data.splits import (
 from fastrec.data.synthetic import synthetic_arrays, synthetic_interactions
 
 __all__ = [
+    "CTRBatches",
     "CTRData",
     "DUPLICATE_POLICIES",
     "Sessions",
@@ -50,6 +52,7 @@ __all__ = [
     "read_movielens",
     "Interactions",
     "NegativeSampler",
+    "PointwiseBatches",
     "Split",
     "StrongSplit",
     "evaluation_negatives",
@@ -63,6 +66,7 @@ __all__ = [
     "strong_generalization",
     "synthetic_arrays",
     "synthetic_interactions",
+    "TripletBatches",
     "temporal_split",
     "uniform_negatives",
     "union",
