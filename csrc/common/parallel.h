@@ -3,6 +3,7 @@
 
 #include <ATen/Parallel.h>
 
+#include <algorithm>
 #include <exception>
 #include <mutex>
 
@@ -23,6 +24,14 @@ void parallel_for_dynamic(int64_t n, const Fn& fn) {
     }
   }
   if (error) std::rethrow_exception(error);
+}
+
+// fn(begin, end) over [0, n) in chunks of `chunk`, handed out dynamically on torch's intra-op threads: when one
+// thread is descheduled (a busy machine), the others take its share instead of waiting for it.
+template <typename Fn>
+void parallel_for_chunks(int64_t n, int64_t chunk, const Fn& fn) {
+  const int64_t num_chunks = (n + chunk - 1) / chunk;
+  parallel_for_dynamic(num_chunks, [&](int64_t c) { fn(c * chunk, std::min(n, (c + 1) * chunk)); });
 }
 
 }  // namespace fastrec

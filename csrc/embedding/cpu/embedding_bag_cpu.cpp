@@ -63,31 +63,38 @@ inline void prefetch_row(const weight_t* row, int64_t dim) {
   for (int64_t byte = 0; byte < dim * int64_t(sizeof(weight_t)); byte += 64) __builtin_prefetch(p + byte, 0, 1);
 }
 
-// Pools one bag into y[0, dim). kDim > 0 fixes the dim at compile time (accumulator in registers).
+// Pools bags [g_begin, g_end) of feature f (bag g = f * B + b) into their output rows. kDim > 0 fixes the dim at
+// compile time, so the accumulator lives in registers.
 template <int kDim, typename weight_t, typename index_t>
-inline void pool_bag(const Feature& feat, int64_t feature, const weight_t* weights, const index_t* indices,
-                     int64_t start, int64_t end, int64_t feature_end, const float* per_sample_weights,
-                     float* __restrict__ y) {
+void pool_feature_bags(const Layout& layout, int64_t f, int64_t g_begin, int64_t g_end, const weight_t* weights,
+                       const index_t* indices, const index_t* offsets, const float* per_sample_weights, float* out) {
+  const Feature& feat = layout.features[f];
   const int64_t dim = kDim > 0 ? kDim : feat.dim;
+  const int64_t B = layout.batch;
   const weight_t* table = weights + feat.weight_offset;
-  std::array<float, (kDim > 0 ? kDim : 1)> acc_fixed{};
-  float* __restrict__ acc = kDim > 0 ? acc_fixed.data() : y;
-  if constexpr (kDim == 0) std::fill(y, y + dim, 0.f);
-  for (int64_t i = start; i < end; ++i) {
-    if (i + kPrefetchDistance < feature_end) {
-      const int64_t ahead = indices[i + kPrefetchDistance];
-      if (ahead >= 0 && ahead < feat.num_rows) prefetch_row(table + ahead * dim, dim);
+  const int64_t feature_end = offsets[(f + 1) * B];
+  for (int64_t g = g_begin; g < g_end; ++g) {
+    float* __restrict__ y = out + (g - f * B) * layout.output_width + feat.column;
+    std::array<float, (kDim > 0 ? kDim : 1)> acc_fixed{};
+    float* __restrict__ acc = kDim > 0 ? acc_fixed.data() : y;
+    if constexpr (kDim == 0) std::fill(y, y + dim, 0.f);
+    const int64_t start = offsets[g], end = offsets[g + 1];
+    for (int64_t i = start; i < end; ++i) {
+      if (i + kPrefetchDistance < feature_end) {
+        const int64_t ahead = indices[i + kPrefetchDistance];
+        if (ahead >= 0 && ahead < feat.num_rows) prefetch_row(table + ahead * dim, dim);
+      }
+      const int64_t id = indices[i];
+      if (id < 0 || id >= feat.num_rows) throw_out_of_range(f, feat, i, id);
+      const weight_t* __restrict__ row = table + id * dim;
+      const float w = per_sample_weights ? per_sample_weights[i] : 1.f;
+#pragma omp simd
+      for (int64_t k = 0; k < dim; ++k) acc[k] += w * static_cast<float>(row[k]);
     }
-    const int64_t id = indices[i];
-    if (id < 0 || id >= feat.num_rows) throw_out_of_range(feature, feat, i, id);
-    const weight_t* __restrict__ row = table + id * dim;
-    const float w = per_sample_weights ? per_sample_weights[i] : 1.f;
+    const float scale = (feat.mean && end > start) ? 1.f / float(end - start) : 1.f;
 #pragma omp simd
-    for (int64_t k = 0; k < dim; ++k) acc[k] += w * static_cast<float>(row[k]);
+    for (int64_t k = 0; k < dim; ++k) y[k] = acc[k] * scale;
   }
-  const float scale = (feat.mean && end > start) ? 1.f / float(end - start) : 1.f;
-#pragma omp simd
-  for (int64_t k = 0; k < dim; ++k) y[k] = acc[k] * scale;
 }
 
 template <typename weight_t, typename index_t>
@@ -95,18 +102,19 @@ void forward_kernel(const Layout& layout, const weight_t* weights, const index_t
                     const float* per_sample_weights, float* out) {
   const int64_t B = layout.batch;
   const int64_t num_bags = int64_t(layout.features.size()) * B;
-  const int64_t avg_work = std::max<int64_t>(1, layout.output_width / int64_t(layout.features.size()));
-  at::parallel_for(0, num_bags, std::max<int64_t>(1, 4096 / avg_work), [&](int64_t begin, int64_t end) {
-    for (int64_t g = begin; g < end; ++g) {
-      const int64_t f = g / B, b = g % B;
-      const Feature& feat = layout.features[f];
-      float* y = out + b * layout.output_width + feat.column;
-      const int64_t feature_end = offsets[(f + 1) * B];
+  const int64_t avg_dim = std::max<int64_t>(1, layout.output_width / int64_t(layout.features.size()));
+  // Chunks of bags in feature-major order (table-major: a table's rows are reused while hot), handed out
+  // dynamically so that a thread descheduled on a busy machine does not hold the others at the barrier.
+  const int64_t chunk = std::max<int64_t>(64, 16384 / avg_dim);
+  parallel_for_chunks(num_bags, chunk, [&](int64_t begin, int64_t end) {
+    for (int64_t g = begin; g < end;) {
+      const int64_t f = g / B;
+      const int64_t run_end = std::min(end, (f + 1) * B);  // the bags of feature f in this chunk
       auto pool = [&](auto fixed_dim) {
-        pool_bag<decltype(fixed_dim)::value>(feat, f, weights, indices, offsets[g], offsets[g + 1], feature_end,
-                                             per_sample_weights, y);
+        pool_feature_bags<decltype(fixed_dim)::value>(layout, f, g, run_end, weights, indices, offsets,
+                                                      per_sample_weights, out);
       };
-      switch (feat.dim) {
+      switch (layout.features[f].dim) {
         case 8: pool(std::integral_constant<int, 8>{}); break;
         case 16: pool(std::integral_constant<int, 16>{}); break;
         case 32: pool(std::integral_constant<int, 32>{}); break;
@@ -114,6 +122,7 @@ void forward_kernel(const Layout& layout, const weight_t* weights, const index_t
         case 128: pool(std::integral_constant<int, 128>{}); break;
         default: pool(std::integral_constant<int, 0>{});
       }
+      g = run_end;
     }
   });
 }

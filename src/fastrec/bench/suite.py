@@ -71,7 +71,16 @@ def fm_cases(batch: int = 4096, fields: int = 39, dims: tuple[int, ...] = (16, 6
             yield Case("fm_interaction", mode, shape, calls.pop("fastrec"), calls)
 
 
-CASES: dict[str, Callable[[], Iterator[Case]]] = {"fm_interaction": fm_cases}
+def embedding_bag_cases() -> Iterator[Case]:
+    """The fused embedding collection on 26 Criteo-sized tables (D=16, pooling 1 and 20) against torch modules
+    and FBGEMM's CPU TBE (when installed); see fastrec.bench.embedding."""
+    from fastrec.bench.embedding import embedding_cases
+
+    for mode, shape, _, fastrec, baselines in embedding_cases(dims=(16,), poolings=(1, 20)):
+        yield Case("embedding_bag", mode, shape, fastrec, baselines)
+
+
+CASES: dict[str, Callable[[], Iterator[Case]]] = {"fm_interaction": fm_cases, "embedding_bag": embedding_bag_cases}
 
 
 def run_suite(
