@@ -326,6 +326,21 @@ def test_dense_ids_and_keyed_jagged_agree_with_torch_modules():
     assert torch.equal(back.weight, collection.weight)
 
 
+def test_sequence_features_share_one_update():
+    # Two sequence features on one table: the row both touch is updated once, with the summed gradient.
+    collection = EmbeddingBagCollection([TableConfig("items", 6, 2, ("clicks", "buys"), "none")],
+                                        optimizer=FusedRowWiseAdagrad(lr=1.0))
+    with torch.no_grad():
+        collection.weight.zero_()
+    kjt = KeyedJagged(["clicks", "buys"], torch.tensor([3, 1, 3, 3]), lengths=torch.tensor([2, 1, 1, 0]))
+    out = collection(kjt)
+    assert out["clicks"].shape == (3, 2) and out["buys"].shape == (1, 2)
+    (out["clicks"].sum() + out["buys"].sum()).backward()
+    torch.testing.assert_close(collection.optimizer_state1[3], torch.tensor(9.0))  # gradient (3, 3), once
+    torch.testing.assert_close(collection.weight[3], torch.tensor([-1.0, -1.0]))
+    assert int(collection.optimizer_step) == 1
+
+
 def test_uniform_dims_give_3d_output_and_half_storage():
     collection = EmbeddingBagCollection([TableConfig("a", 10, 8), TableConfig("b", 5, 8)], dtype=torch.bfloat16)
     assert collection.weight.dtype == torch.bfloat16

@@ -77,7 +77,9 @@ class EmbeddingBagCollection(nn.Module):
     Training: with ``optimizer=None`` the weights receive row-sparse gradients (coalesced COO, as
     ``nn.Embedding(sparse=True)``) for torch.optim.SGD / Adagrad / SparseAdam. With a fastrec.optim fused optimizer
     the weights are updated inside the backward (no gradient is stored; do not give them to a torch optimizer) and
-    the optimizer state lives in this module's buffers, so ``state_dict`` holds weights and state exactly.
+    the optimizer state lives in this module's buffers, so ``state_dict`` holds weights and state exactly. Each
+    call in training mode (with grad enabled) is one optimizer step (``optimizer_step``, Adam's bias correction);
+    all of its lookups are applied in its backward, each touched row once.
 
     Weights are initialized uniform in +-sqrt(1 / num_embeddings) per table (TorchRec's default). ``dtype`` float16
     or bfloat16 halves the memory traffic of lookups (accumulation is float32; outputs are float32).
@@ -142,6 +144,8 @@ class EmbeddingBagCollection(nn.Module):
 
     # ---- forward ----
     def forward(self, features: Tensor | KeyedJagged, concat: bool = False) -> Tensor | dict[str, Tensor]:
+        if self._fused_training():
+            self.optimizer_step += 1  # one optimizer step per call: every lookup of this call updates with it
         if isinstance(features, KeyedJagged):
             return self._forward_jagged(features, concat)
         if isinstance(features, Tensor):
@@ -182,14 +186,30 @@ class EmbeddingBagCollection(nn.Module):
                 return out
             dims = [self.tables[self._table_of_feature[k]].embedding_dim for k in keys]
             result.update(zip(keys, out.split(dims, dim=1)))
-        for i in sequence:
-            start, end = kjt.feature_range(i)
-            values = kjt.values[start:end]
-            offsets = torch.arange(end - start + 1, dtype=values.dtype, device=values.device)
-            weights = kjt.weights[start:end] if kjt.weights is not None else None
-            key = kjt.keys[i]
-            result[key] = self._lookup(self._feature_tables([key]), values, offsets, weights, [key])
+        if sequence:
+            result.update(self._sequence_lookup(kjt, sequence))
         return {k: result[k] for k in kjt.keys}
+
+    def _sequence_lookup(self, kjt: KeyedJagged, sequence: list[int]) -> dict[str, Tensor]:
+        """One call for all sequence features: each id is a bag of its own; features with fewer ids than the
+        longest are padded with empty bags, so that every touched row is updated once per step."""
+        ranges = [kjt.feature_range(i) for i in sequence]
+        longest = max(end - start for start, end in ranges)
+        values = torch.cat([kjt.values[start:end] for start, end in ranges])
+        weights = torch.cat([kjt.weights[start:end] for start, end in ranges]) if kjt.weights is not None else None
+        bag_starts = [torch.arange(end - start, dtype=values.dtype, device=values.device) for start, end in ranges]
+        offsets, base = [], 0
+        for starts, (start, end) in zip(bag_starts, ranges):
+            offsets.append(torch.cat([starts + base, starts.new_full((longest - (end - start),), base + end - start)]))
+            base += end - start
+        offsets.append(values.new_tensor([base]))
+        keys = [kjt.keys[i] for i in sequence]
+        out = self._lookup(self._feature_tables(keys), values, torch.cat(offsets), weights, keys)
+        dims = [self.tables[self._table_of_feature[k]].embedding_dim for k in keys]
+        return {key: part[: end - start] for key, part, (start, end) in zip(keys, out.split(dims, dim=1), ranges)}
+
+    def _fused_training(self) -> bool:
+        return self.optimizer is not None and self.training and torch.is_grad_enabled()
 
     def _feature_tables(self, keys: list[str]) -> list[int]:
         return [self._table_of_feature[k] for k in keys]
@@ -197,9 +217,9 @@ class EmbeddingBagCollection(nn.Module):
     def _lookup(self, feature_tables: list[int], indices: Tensor, offsets: Tensor, weights: Tensor | None,
                 keys: Sequence[str]) -> Tensor:
         try:
-            if self.optimizer is not None and torch.is_grad_enabled() and self.training:
+            if self._fused_training():
                 return ops.embedding_bag_fused(
-                    self.weight, self.optimizer_state1, self.optimizer_state2, self.optimizer_step, self._layout,
+                    self.weight, self.optimizer_state1, self.optimizer_state2, int(self.optimizer_step), self._layout,
                     feature_tables, indices, offsets, weights, self.optimizer.update(), self._trigger,
                 )
             return ops.embedding_bag(self.weight, self._layout, feature_tables, indices, offsets, weights)

@@ -92,7 +92,7 @@ class _FusedEmbeddingBag(torch.autograd.Function):
 
     @staticmethod
     def forward(ctx, trigger, weights, state1, state2, step, table_layout, feature_tables, indices, offsets,
-                per_sample_weights, update):
+                per_sample_weights, update):  # step: int
         ctx.save_for_backward(indices, offsets, per_sample_weights)
         ctx.tensors = (weights, state1, state2, step, table_layout, feature_tables)
         ctx.update = update
@@ -105,11 +105,10 @@ class _FusedEmbeddingBag(torch.autograd.Function):
         indices, offsets, per_sample_weights = ctx.saved_tensors
         weights, state1, state2, step, table_layout, feature_tables = ctx.tensors
         update: FusedUpdate = ctx.update
-        step += 1
         torch.ops.fastrec.embedding_bag_backward_fused.default(
             grad_output, weights, state1, state2, table_layout, feature_tables, indices, offsets,
             per_sample_weights, update.optimizer, update.lr, update.eps, update.beta1, update.beta2,
-            update.weight_decay, int(step),
+            update.weight_decay, step,
         )
         return (None,) * 11
 
@@ -118,7 +117,7 @@ def embedding_bag_fused(
     weights: Tensor,
     state1: Tensor,
     state2: Tensor,
-    step: Tensor,
+    step: int,
     table_layout: Sequence[int],
     feature_tables: Sequence[int],
     indices: Tensor,
@@ -128,8 +127,9 @@ def embedding_bag_fused(
     trigger: Tensor,
 ) -> Tensor:
     """Like :func:`embedding_bag`, but the backward applies ``update`` to the touched rows of ``weights`` and to the
-    optimizer state (``state1``/``state2``: float32, empty where unused; ``step``: an int64 counter incremented per
-    backward) in place, aggregating duplicate ids first. ``trigger`` must require grad."""
+    optimizer state (``state1``/``state2``: float32, empty where unused) in place, aggregating duplicate ids first.
+    ``step`` is the optimizer step this update belongs to (1 for the first; Adam's bias correction uses it).
+    ``trigger`` must require grad."""
     _check_per_sample_weights(per_sample_weights)
     if not _extension.has_kernel(weights.device):
         raise NotImplementedError(
