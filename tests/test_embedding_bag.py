@@ -414,3 +414,17 @@ def test_embedding_bag_include_last_offset_and_errors():
         ours(torch.tensor([11]), torch.tensor([0, 1]))
     pretrained = EmbeddingBag.from_pretrained(torch.randn(4, 2))
     assert not pretrained.weight.requires_grad
+
+
+def test_torch_compile_fullgraph_with_sparse_gradients():
+    torch.manual_seed(5)
+    collection = EmbeddingBagCollection([TableConfig("a", 10, 4), TableConfig("b", 7, 4, pooling="mean")])
+    compiled = torch.compile(collection, fullgraph=True)
+    ids = torch.tensor([[1, 2], [3, 4], [9, 6]])
+    torch.testing.assert_close(compiled(ids), collection(ids))
+    grad_out = torch.randn(3, 2, 4)
+    compiled(ids).backward(grad_out)
+    compiled_grad = collection.weight.grad.to_dense()
+    collection.weight.grad = None
+    collection(ids).backward(grad_out)
+    torch.testing.assert_close(compiled_grad, collection.weight.grad.to_dense())
