@@ -428,3 +428,18 @@ def test_torch_compile_fullgraph_with_sparse_gradients():
     collection.weight.grad = None
     collection(ids).backward(grad_out)
     torch.testing.assert_close(compiled_grad, collection.weight.grad.to_dense())
+
+
+@pytest.mark.parametrize("dtype", [torch.float16, torch.bfloat16])
+def test_fused_update_of_half_precision_weights(dtype):
+    # The update is computed in float32 and rounded once to the storage type.
+    torch.manual_seed(6)
+    half = EmbeddingBagCollection(COLLECTION_TABLES, optimizer=FusedRowWiseAdagrad(lr=0.1), dtype=dtype)
+    full = EmbeddingBagCollection(COLLECTION_TABLES, optimizer=FusedRowWiseAdagrad(lr=0.1))
+    with torch.no_grad():
+        full.weight.copy_(half.weight.float())
+    kjt = _random_kjt(batch=8, seed=3)
+    grad_out = torch.randn(8, 32)
+    half(kjt, concat=True).backward(grad_out)
+    full(kjt, concat=True).backward(grad_out)
+    torch.testing.assert_close(half.weight.float(), full.weight.to(dtype).float(), rtol=0, atol=0)
