@@ -317,3 +317,23 @@ def test_metric_names_cover_every_k_and_metric():
     scores, test, train = random_data(0)
     res = full_ranking(lambda u: torch.from_numpy(scores)[u], test, train, ks=(3, 1), metrics=("ndcg", "map"))
     assert list(res.metrics) == [f"{m}@{k}" for k, m in itertools.product((1, 3), ("ndcg", "map"))]
+
+
+def test_sampled_ranking_with_the_data_layers_evaluation_negatives():
+    from fastrec.data import Interactions, evaluation_negatives
+
+    rng = np.random.default_rng(4)
+    n_users, n_items = 80, 120
+    train = Interactions.from_scipy(sp.random(n_users, n_items, density=0.1, format="csr", random_state=4))
+    targets = np.array([rng.choice(np.setdiff1d(np.arange(n_items), train.row(u))) for u in range(n_users)])
+    test = Interactions.from_scipy(sp.csr_matrix((np.ones(n_users), (np.arange(n_users), targets)),
+                                                 shape=(n_users, n_items)))
+    negs = evaluation_negatives([train, test], 30, seed=1).astype(np.int64)
+    assert not any(np.isin(negs[u], np.append(train.row(u), targets[u])).any() for u in range(n_users))
+    item_score = torch.from_numpy(rng.integers(0, 8, n_items).astype(np.float32))
+    res = sampled_ranking(lambda u, i: item_score[i], np.arange(n_users), targets, negs, ks=5,
+                          metrics=("hr", "ndcg"), n_items=n_items)
+    want = [brute_sampled(float(item_score[t]), item_score[n].numpy(), 5, "pessimistic")
+            for t, n in zip(targets, negs)]
+    assert res["hr@5"] == pytest.approx(np.mean([w["hr"] for w in want]), abs=1e-12)
+    assert res["ndcg@5"] == pytest.approx(np.mean([w["ndcg"] for w in want]), abs=1e-12)

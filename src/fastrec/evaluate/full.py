@@ -67,8 +67,8 @@ def score_block(score_fn: Callable[[Tensor], Tensor], users: np.ndarray, n_items
     shared = (out._base is not None or not out.is_contiguous()
               or out.untyped_storage().nbytes() != out.numel() * out.element_size())
     out = out.detach()
-    if not out.is_floating_point():
-        out = out.to(torch.float32)
+    if not out.is_floating_point() or out.dtype in (torch.float16, torch.bfloat16):
+        out = out.to(torch.float32)  # integer scores (counts) and half types: ranked in float32
     elif shared or copy:
         out = out.clone(memory_format=torch.contiguous_format)
     return out

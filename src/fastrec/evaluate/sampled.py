@@ -118,8 +118,9 @@ def sampled_ranking(
         users: ``[n]`` user id of each test case.
         targets: ``[n]`` held-out item of each case; a negative id means "no test item": the case is skipped and
             counted in ``n_skipped``.
-        negatives: ``[n, n_neg]`` negative items of each case (e.g. the 99-negative files of published protocols, or
-            rows drawn by a sampler). A target that appears among its own negatives raises.
+        negatives: ``[n, n_neg]`` negative items of each case: the 99-negative files of published protocols, or
+            rows drawn by the data layer (``fastrec.data.evaluation_negatives([train, valid, test], 99, users=...)``
+            draws, per user and seed, items the user never interacted with). A target among its own negatives raises.
         ks: cutoff(s), each in [1, 1 + n_neg].
         metrics: any of ``hr, recall, precision, ndcg, mrr, map`` (``"name@K"``) and ``auc``.
         ties: ``"pessimistic"``, ``"optimistic"`` or ``"average"``.

@@ -5,7 +5,13 @@
   default ``64 * nlist``); ``nprobe`` lists are visited per query.
 - ``kind="hnsw"``: ``IndexHNSWFlat`` with ``M`` links per node, ``ef_construction`` at build, ``ef_search`` per query.
 
-All use the inner-product metric; ``metric="cosine"`` L2-normalizes items and queries. Exclusion per query over-fetches
+Flat and IVF search by inner product directly; ``metric="cosine"`` L2-normalizes items and queries. HNSW builds its
+graph in L2 space through the exact MIPS-to-L2 reduction (Bachrach et al. 2014): item x becomes
+``[x, sqrt(R^2 - |x|^2)]`` with R the largest item norm, query q becomes ``[q, 0]``, so
+``|q' - x'|^2 = |q|^2 + R^2 - 2 q.x`` and the L2 order is the inner-product order; the returned scores are converted
+back to inner products. (Measured on clustered 128-d data, 200k items, 2 threads: a graph built on raw inner
+products, which is not a metric, plateaued at recall@10 .989 (efSearch 512, 890 QPS) and took 23 s to build; the
+reduced graph reached .993 at efSearch 256 (6.1k QPS) and built in 8.5 s.) Exclusion per query over-fetches
 ``k + extra`` results (``extra`` = the 90th percentile of the block's exclusion counts), drops excluded ids, and
 searches again with ``k + |excluded|`` only the queries that ran short, so no query loses results to its exclusions
 (for IVF/HNSW the extra results come from the same approximate search).
@@ -79,6 +85,7 @@ class FaissIndex(Index):
                        "train_points": train_points, "seed": int(seed)}
         self.threads = threads
         self.index = None
+        self._max_norm2 = 0.0  # HNSW: the largest squared item norm of the MIPS-to-L2 reduction
         self.n_items = self.dim = 0
         self.build_seconds = 0.0
         if vectors is not None:
@@ -116,13 +123,20 @@ class FaissIndex(Index):
             sample = v if n_train == n else v[np.random.default_rng(p["seed"]).choice(n, n_train, replace=False)]
             index.train(sample)
         else:
-            index = faiss.IndexHNSWFlat(d, p["M"], faiss.METRIC_INNER_PRODUCT)
+            norms2 = np.einsum("ij,ij->i", v, v, dtype=np.float64)
+            self._max_norm2 = float(norms2.max())
+            v = self._augment_items(v, norms2)
+            index = faiss.IndexHNSWFlat(d + 1, p["M"], faiss.METRIC_L2)
             index.hnsw.efConstruction = p["ef_construction"]
         index.add(v)
         self.build_seconds = time.perf_counter() - t0
         self.index, self.n_items, self.dim = index, n, d
         self._apply_search_params()
         return self
+
+    def _augment_items(self, v: np.ndarray, norms2: np.ndarray) -> np.ndarray:
+        extra = np.sqrt(np.maximum(self._max_norm2 - norms2, 0.0)).astype(np.float32)
+        return np.ascontiguousarray(np.hstack([v, extra[:, None]]))
 
     def _apply_search_params(self) -> None:
         if self.kind == "ivf":
@@ -142,16 +156,21 @@ class FaissIndex(Index):
 
     # -- search -----------------------------------------------------------------------------------------------
     def _raw_search(self, q: np.ndarray, kk: int) -> tuple[np.ndarray, np.ndarray]:
+        """(inner-product scores, ids) of the index's top kk for queries q (float32 [n, d])."""
         kk = min(kk, self.n_items)
-        if self.kind == "hnsw" and self.index.hnsw.efSearch < kk:
-            # HNSW returns at most efSearch results: widen it for this call
-            ef = self.index.hnsw.efSearch
+        if self.kind != "hnsw":
+            return self.index.search(q, kk)
+        qa = np.ascontiguousarray(np.hstack([q, np.zeros((q.shape[0], 1), np.float32)]))
+        ef = self.index.hnsw.efSearch
+        if ef < kk:  # HNSW returns at most efSearch results: widen it for this call
             self.index.hnsw.efSearch = kk
-            try:
-                return self.index.search(q, kk)
-            finally:
-                self.index.hnsw.efSearch = ef
-        return self.index.search(q, kk)
+        try:
+            dist, ids = self.index.search(qa, kk)
+        finally:
+            self.index.hnsw.efSearch = ef
+        q_norm2 = np.einsum("ij,ij->i", q, q, dtype=np.float64)[:, None]
+        scores = ((q_norm2 + self._max_norm2 - dist) / 2.0).astype(np.float32)
+        return scores, ids
 
     def search(self, queries, k: int, exclude=None, *, block: int = 4096) -> tuple[Tensor, Tensor]:
         if self.index is None:
@@ -184,7 +203,7 @@ class FaissIndex(Index):
         if self.index is None:
             raise RuntimeError("FaissIndex.save: the index has not been built")
         meta = {"type": "faiss", "kind": self.kind, "metric": self.metric, "params": self.params,
-                "threads": self.threads, "n_items": self.n_items, "dim": self.dim}
+                "threads": self.threads, "n_items": self.n_items, "dim": self.dim, "max_norm2": self._max_norm2}
         atomic_save_npz(path, meta, faiss_index=_faiss().serialize_index(self.index))
 
     @classmethod
@@ -194,6 +213,6 @@ class FaissIndex(Index):
                   ef_construction=p["ef_construction"], ef_search=p["ef_search"], train_points=p["train_points"],
                   threads=meta["threads"], seed=p["seed"])
         obj.index = _faiss().deserialize_index(arrays["faiss_index"])
-        obj.n_items, obj.dim = meta["n_items"], meta["dim"]
+        obj.n_items, obj.dim, obj._max_norm2 = meta["n_items"], meta["dim"], meta["max_norm2"]
         obj._apply_search_params()
         return obj
