@@ -9,6 +9,7 @@ Environment switches:
 """
 
 import os
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -59,13 +60,16 @@ class CMakeBuild(build_ext):
         subprocess.run(["cmake", "--build", str(build_dir), "--parallel", jobs], check=True)
 
     def copy_extensions_to_source(self) -> None:
-        # Editable installs copy only the extension into src/; the build configuration CMake wrote beside it goes too.
-        super().copy_extensions_to_source()
+        # Editable installs copy the extension, and the build configuration CMake wrote beside it, into src/.
+        # Each file is replaced atomically: a process that has the old extension loaded keeps running on it.
         build_py = self.get_finalized_command("build_py")
         for ext in self.extensions:
             inplace_file, regular_file = self._get_inplace_equivalent(build_py, ext)
-            info = Path(regular_file).with_name(BUILD_INFO)
-            self.copy_file(str(info), str(Path(inplace_file).with_name(BUILD_INFO)), level=self.verbose)
+            for source, target in ((Path(regular_file), Path(inplace_file)),
+                                   (Path(regular_file).with_name(BUILD_INFO), Path(inplace_file).with_name(BUILD_INFO))):
+                staging = target.with_name(target.name + ".tmp")
+                shutil.copyfile(source, staging)
+                os.replace(staging, target)
 
 
 def torch_requirement() -> str:

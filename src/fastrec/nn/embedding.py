@@ -4,6 +4,7 @@ per batch, and optionally the optimizer fused into the backward."""
 from __future__ import annotations
 
 import math
+import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
@@ -224,7 +225,7 @@ class EmbeddingBagCollection(nn.Module):
                 )
             return ops.embedding_bag(self.weight, self._layout, feature_tables, indices, offsets, weights)
         except IndexError as error:  # the kernel names the feature by position: name it by its key
-            raise IndexError(_name_feature(str(error), keys, self.tables, feature_tables)) from None
+            raise IndexError(_name_feature(str(error), keys, self.tables)) from None
 
     # ---- conversion ----
     def to_embedding_modules(self) -> nn.ModuleDict:
@@ -285,9 +286,8 @@ def _select_features(kjt: KeyedJagged, keep: list[int]) -> tuple[Tensor, Tensor,
     return values, offsets, weights
 
 
-def _name_feature(message: str, keys: Sequence[str], tables: Sequence[TableConfig], feature_tables: list[int]) -> str:
-    import re
-
+def _name_feature(message: str, keys: Sequence[str], tables: Sequence[TableConfig]) -> str:
+    """The kernel's out-of-range message with the feature and table named instead of numbered."""
     match = re.search(r"\(feature (\d+), table (\d+)\)", message)
     if match is None:
         return message
