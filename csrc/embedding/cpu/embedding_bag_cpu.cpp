@@ -157,18 +157,20 @@ void radix_sort_pairs(int64_t* keys, int64_t* values, int64_t* key_tmp, int64_t*
   }
 }
 
-// The touched rows of all tables: segment u covers sorted occurrences [segment_start[u], segment_start[u + 1]),
-// all of global row segment_row[u] (table segment_table[u]); occurrence j came from indices[position[j]].
+// The touched rows of all tables: segment u covers sorted occurrences [start[u], start[u + 1]), all of global row
+// row[start[u]] (table table[u]). Occurrence j's source is its bag id, or with per-sample weights its position i
+// in indices (bag_of_position[i] then gives the bag): the common case needs no extra random read.
 struct Segments {
   int64_t count = 0;
-  std::unique_ptr<int64_t[]> row, position, start;  // row: sorted global row id per occurrence
+  std::unique_ptr<int64_t[]> row, source, start;  // row: sorted global row id per occurrence
   std::unique_ptr<int32_t[]> table;
-  std::unique_ptr<int32_t[]> bag_of_position;
-  std::vector<int64_t> table_first_segment;  // per table, plus the total at the end
+  std::unique_ptr<int32_t[]> bag_of_position;  // only with per-sample weights
+  std::vector<int64_t> table_first_segment;    // per table, plus the total at the end
 };
 
 template <typename index_t>
-Segments sort_occurrences(const Layout& layout, const index_t* indices, const index_t* offsets, int64_t num_indices) {
+Segments sort_occurrences(const Layout& layout, const index_t* indices, const index_t* offsets, int64_t num_indices,
+                          bool weighted) {
   const int64_t B = layout.batch, T = int64_t(layout.tables.size());
   const int64_t num_bags = int64_t(layout.features.size()) * B;
   TORCH_CHECK_VALUE(num_bags < INT32_MAX, "embedding_bag: more than 2^31 bags are not supported");
@@ -182,13 +184,13 @@ Segments sort_occurrences(const Layout& layout, const index_t* indices, const in
 
   Segments s;
   s.row = uninitialized<int64_t>(num_indices);
-  s.position = uninitialized<int64_t>(num_indices);
-  s.bag_of_position = uninitialized<int32_t>(num_indices);
+  s.source = uninitialized<int64_t>(num_indices);
+  if (weighted) s.bag_of_position = uninitialized<int32_t>(num_indices);
   std::vector<int64_t> unique_rows(T, 0);
   parallel_for_dynamic(T, [&](int64_t t) {
     const Table& table = layout.tables[t];
     int64_t* keys = s.row.get() + region[t];
-    int64_t* positions = s.position.get() + region[t];
+    int64_t* sources = s.source.get() + region[t];
     int64_t n = 0;
     for (const int64_t f : features_of[t]) {
       for (int64_t g = f * B; g < (f + 1) * B; ++g) {
@@ -196,8 +198,12 @@ Segments sort_occurrences(const Layout& layout, const index_t* indices, const in
           const int64_t id = indices[i];
           if (id < 0 || id >= table.num_rows) throw_out_of_range(f, layout.features[f], i, id);
           keys[n] = id;
-          positions[n] = i;
-          s.bag_of_position[i] = int32_t(g);
+          if (weighted) {
+            sources[n] = i;
+            s.bag_of_position[i] = int32_t(g);
+          } else {
+            sources[n] = g;
+          }
           ++n;
         }
       }
@@ -205,7 +211,7 @@ Segments sort_occurrences(const Layout& layout, const index_t* indices, const in
     if (n > 1) {
       auto key_tmp = uninitialized<int64_t>(n), value_tmp = uninitialized<int64_t>(n);
       const int bits = std::bit_width(uint64_t(std::max<int64_t>(table.num_rows - 1, 1)));
-      radix_sort_pairs(keys, positions, key_tmp.get(), value_tmp.get(), n, bits);
+      radix_sort_pairs(keys, sources, key_tmp.get(), value_tmp.get(), n, bits);
     }
     int64_t unique = 0;
     for (int64_t j = 0, previous = -1; j < n; ++j) {
@@ -235,27 +241,38 @@ Segments sort_occurrences(const Layout& layout, const index_t* indices, const in
   return s;
 }
 
-// Calls fn(u, table, row pointer offset (elements), aggregated gradient of dim floats) for every segment u, each
-// on exactly one thread.
-template <typename index_t, typename Fn>
+// Calls fn(u, table, element offset of the row, aggregated gradient of dim floats) for every segment u, each on
+// exactly one thread; prefetch(u) is called a few segments ahead (the fused path prefetches the weight row).
+// Occurrences are visited in row order, so their grad_out rows are random reads: they are prefetched ahead too.
+template <typename index_t, typename Fn, typename Prefetch>
 void for_each_row_gradient(const Layout& layout, const Segments& s, const float* grad_out, const index_t* offsets,
-                           const float* per_sample_weights, const Fn& fn) {
+                           const float* per_sample_weights, const Fn& fn, const Prefetch& prefetch) {
+  constexpr int64_t kRowsAhead = 4, kOccurrencesAhead = 8;
   const int64_t B = layout.batch;
-  at::parallel_for(0, s.count, 64, [&](int64_t begin, int64_t end) {
+  auto grad_row = [&](int64_t j, float* scale) {
+    const int64_t v = s.source[j];
+    const int64_t bag = per_sample_weights ? s.bag_of_position[v] : v;
+    const int64_t f = bag / B, b = bag % B;
+    const Feature& feat = layout.features[f];
+    if (scale != nullptr) {
+      *scale = per_sample_weights ? per_sample_weights[v] : 1.f;
+      if (feat.mean) *scale /= float(offsets[bag + 1] - offsets[bag]);
+    }
+    return grad_out + b * layout.output_width + feat.column;
+  };
+  parallel_for_chunks(s.count, 256, [&](int64_t begin, int64_t end) {
     auto acc = uninitialized<float>(layout.max_dim);
     for (int64_t u = begin; u < end; ++u) {
+      if (u + kRowsAhead < end) prefetch(u + kRowsAhead);
       const Table& table = layout.tables[s.table[u]];
       const int64_t dim = table.dim;
       float* __restrict__ g = acc.get();
       std::fill(g, g + dim, 0.f);
+      const int64_t last = s.start[end];
       for (int64_t j = s.start[u]; j < s.start[u + 1]; ++j) {
-        const int64_t i = s.position[j];
-        const int64_t bag = s.bag_of_position[i];
-        const int64_t f = bag / B, b = bag % B;
-        float scale = per_sample_weights ? per_sample_weights[i] : 1.f;
-        const Feature& feat = layout.features[f];
-        if (feat.mean) scale /= float(offsets[bag + 1] - offsets[bag]);
-        const float* __restrict__ go = grad_out + b * layout.output_width + feat.column;
+        if (j + kOccurrencesAhead < last) __builtin_prefetch(grad_row(j + kOccurrencesAhead, nullptr), 0, 1);
+        float scale;
+        const float* __restrict__ go = grad_row(j, &scale);
 #pragma omp simd
         for (int64_t k = 0; k < dim; ++k) g[k] += scale * go[k];
       }
@@ -379,7 +396,8 @@ std::tuple<at::Tensor, at::Tensor> embedding_bag_backward_sparse_cpu(
   at::Tensor rows, values;
   AT_DISPATCH_INDEX_TYPES(in.indices.scalar_type(), op, [&] {
     const Segments s = sort_occurrences(in.layout, in.indices.const_data_ptr<index_t>(),
-                                        in.offsets.const_data_ptr<index_t>(), in.indices.numel());
+                                        in.offsets.const_data_ptr<index_t>(), in.indices.numel(),
+                                        in.per_sample_weights != nullptr);
     // Element offset of each table's first segment in the flat values output.
     std::vector<int64_t> value_base(in.layout.tables.size() + 1, 0);
     for (size_t t = 0; t < in.layout.tables.size(); ++t) {
@@ -395,7 +413,8 @@ std::tuple<at::Tensor, at::Tensor> embedding_bag_backward_sparse_cpu(
                             row_out[u] = s.row[s.start[u]];
                             std::copy(g, g + table.dim,
                                       value_out + value_base[t] + (u - s.table_first_segment[t]) * table.dim);
-                          });
+                          },
+                          [](int64_t) {});
   });
   return {rows, values};
 }
@@ -433,13 +452,23 @@ void embedding_bag_backward_fused_cpu(const at::Tensor& grad_output, at::Tensor&
     weight_t* w = weights.mutable_data_ptr<weight_t>();
     AT_DISPATCH_INDEX_TYPES(in.indices.scalar_type(), op, [&] {
       const Segments s = sort_occurrences(in.layout, in.indices.const_data_ptr<index_t>(),
-                                          in.offsets.const_data_ptr<index_t>(), in.indices.numel());
+                                          in.offsets.const_data_ptr<index_t>(), in.indices.numel(),
+                                          in.per_sample_weights != nullptr);
       for_each_row_gradient(in.layout, s, grad.const_data_ptr<float>(), in.offsets.const_data_ptr<index_t>(),
                             in.per_sample_weights,
                             [&](int64_t u, const Table& table, int64_t element, const float* g) {
                               float* row_state = kind == Optimizer::RowWiseAdagrad ? s1 + s.row[s.start[u]] : nullptr;
                               apply_update(params, w + element, s1 && !row_state ? s1 + element : nullptr,
                                            s2 ? s2 + element : nullptr, row_state, g, table.dim);
+                            },
+                            [&](int64_t u) {
+                              const Table& table = in.layout.tables[s.table[u]];
+                              const int64_t row = s.row[s.start[u]];
+                              const int64_t element = table.weight_offset + (row - table.row_start) * table.dim;
+                              prefetch_row(w + element, table.dim);
+                              if (s1 != nullptr) prefetch_row(kind == Optimizer::RowWiseAdagrad ? s1 + row : s1 + element,
+                                                              kind == Optimizer::RowWiseAdagrad ? 1 : table.dim);
+                              if (s2 != nullptr) prefetch_row(s2 + element, table.dim);
                             });
     });
   });
