@@ -256,6 +256,8 @@ def test_sampled_ranking_bad_input_and_skips():
         sampled_ranking(lambda u, i: i.float() / 0 * 0, users, targets, negs, ks=1)
     with pytest.raises(ValueError, match="out of range"):
         sampled_ranking(fn, users, targets, negs, ks=1, n_items=8)
+    with pytest.raises(ValueError, match="users: id 3 out of range for n_users=3"):
+        sampled_ranking(fn, users, targets, negs, ks=1, n_users=3)
     with pytest.raises(ValueError, match="no test case has a target"):
         sampled_ranking(fn, users, -np.ones(4, int), negs, ks=1)
     with pytest.raises(ValueError, match="ties"):

@@ -63,15 +63,18 @@ def test_exact_index_pads_when_exclusions_leave_fewer_than_k():
     assert ids[1].tolist() == [0, 1, 2, 3]
 
 
-@pytest.mark.parametrize("kind", ["flat", "ivf", "hnsw"])
-def test_faiss_indexes_against_exact(kind, tmp_path):
+@pytest.mark.parametrize("kind, space", [("flat", "ip"), ("ivf", "ip"), ("hnsw", "ip"), ("hnsw", "l2_reduction")])
+def test_faiss_indexes_against_exact(kind, space, tmp_path):
     items = clustered(4000, 24, 40, seed=1)
     queries = clustered(200, 24, 40, seed=2)
     exact = ExactIndex(items)
     _, truth = exact.search(queries, 10)
-    index = FaissIndex(kind, nlist=32, nprobe=8, M=16, ef_search=256, threads=1).build(items)
-    _, ids = index.search(queries, 10)
+    index = FaissIndex(kind, nlist=32, nprobe=8, M=16, ef_search=256, hnsw_space=space, threads=1).build(items)
+    scores, ids = index.search(queries, 10)
     r = recall_at_k(ids, truth)
+    # scores are inner products of the returned ids (also through the L2 reduction)
+    ip = np.einsum("qd,qkd->qk", queries, items[ids.numpy()])
+    assert np.allclose(scores.numpy(), ip, rtol=1e-4, atol=1e-3)
     assert r == 1.0 if kind == "flat" else r > 0.9
     # exclusion: no excluded id comes back, and the results are the best remaining ones
     rng = np.random.default_rng(0)

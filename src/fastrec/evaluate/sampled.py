@@ -106,6 +106,7 @@ def sampled_ranking(
     metrics: str | Sequence[str] = ("hr", "ndcg"),
     ties: str = "pessimistic",
     n_items: int | None = None,
+    n_users: int | None = None,
     block_size: int = 4096,
     return_per_user: bool = False,
     progress: bool = False,
@@ -124,7 +125,8 @@ def sampled_ranking(
         ks: cutoff(s), each in [1, 1 + n_neg].
         metrics: any of ``hr, recall, precision, ndcg, mrr, map`` (``"name@K"``) and ``auc``.
         ties: ``"pessimistic"``, ``"optimistic"`` or ``"average"``.
-        n_items: if given, every id must lie in [0, n_items).
+        n_items: if given, every item id must lie in [0, n_items).
+        n_users: if given, every user id must lie in [0, n_users) (unknown users raise).
         block_size: cases scored per call of score_fn.
     """
     t0 = time.perf_counter()
@@ -144,6 +146,8 @@ def sampled_ranking(
     ties = check_ties(ties)
     if (users < 0).any():
         raise ValueError(f"users: {int((users < 0).sum())} negative user id(s)")
+    if n_users is not None and users.size and users.max() >= n_users:
+        raise ValueError(f"users: id {int(users.max())} out of range for n_users={n_users}")
     if (negatives < 0).any():
         raise ValueError(f"negatives: {int((negatives < 0).sum())} negative item id(s)")
     if n_items is not None:
