@@ -108,7 +108,7 @@ def test_alias_table_is_exact():
 @pytest.mark.parametrize("distribution", ["uniform", "popularity", "mixed"])
 def test_reproducible_across_threads_and_batches(inter, distribution):
     sampler = NegativeSampler(inter, distribution=distribution, max_tries=3)
-    users = np.random.default_rng(2).integers(0, 29, 3000)
+    users = np.random.default_rng(2).integers(0, 29, 5000)  # > 4096: the grouped visiting order is used
     previous = numba.get_num_threads()
     try:
         numba.set_num_threads(1)
@@ -122,6 +122,7 @@ def test_reproducible_across_threads_and_batches(inter, distribution):
     rest = sampler.sample(users[1000:], 4, seed=7, offset=1000 * 4)
     np.testing.assert_array_equal(np.vstack([first, rest]), one)
     assert not np.array_equal(sampler.sample(users, 4, seed=8), one)
+    np.testing.assert_array_equal(sampler.sample(users, 4, seed=7, group=False), one)
 
 
 def test_unsamplable_users_raise(inter):
