@@ -237,3 +237,34 @@ def test_long_rows_binary_search_path(distribution):
         probs = np.ones(n_items) if distribution == "uniform" else x.item_popularity().astype(float) ** 0.75
         probs[x.row(u)] = 0
         assert chi2_pvalue(neg, probs) > 1e-3
+
+
+def _py_draw(key: int, counter: int) -> int:
+    """SplitMix64's output function on key + counter * golden, in plain Python integers (the reference)."""
+    mask = (1 << 64) - 1
+    z = (key + counter * 0x9E3779B97F4A7C15) & mask
+    z = ((z ^ (z >> 30)) * 0xBF58476D1CE4E5B9) & mask
+    z = ((z ^ (z >> 27)) * 0x94D049BB133111EB) & mask
+    return z ^ (z >> 31)
+
+
+def test_uniform_matches_python_reference():
+    """Exact values against a plain-Python re-derivation: negative j of row b is the floor(u * m)-th non-positive
+    item, u from the draw of counter offset + b * n_neg + j; short rows (4-at-a-time scan) and long rows."""
+    from fastrec.data._rng import seed_key
+
+    rng = np.random.default_rng(9)
+    n_items = 400
+    rows = [rng.choice(n_items, size=d, replace=False) for d in (0, 5, 100, 128, 129, 350)]
+    users = np.concatenate([np.full(r.size, u) for u, r in enumerate(rows)])
+    x = Interactions.from_arrays(users, np.concatenate(rows), user_ids="identity", item_ids="identity",
+                                 n_users=len(rows), n_items=n_items)
+    batch = np.array([0, 1, 2, 3, 4, 5, 3, 2])
+    n_neg, seed, offset = 6, 42, 1000
+    got = uniform_negatives(x, batch, n_neg, seed=seed, offset=offset)
+    key = int(seed_key(seed))
+    for b, u in enumerate(batch):
+        free = np.setdiff1d(np.arange(n_items), rows[u])
+        for j in range(n_neg):
+            unit = (_py_draw(key, offset + b * n_neg + j) >> 11) * 2.0**-53
+            assert got[b, j] == free[int(unit * free.size)], (b, j)
