@@ -214,6 +214,26 @@ def _exact_weighted(indices: np.ndarray, a: np.int64, b: np.int64, cdf: np.ndarr
     return i
 
 
+@njit(inline="always", cache=True)
+def _alias_draw(x: np.uint64, n_items: np.int64, prob: np.ndarray, alias: np.ndarray) -> np.int64:
+    """One alias-table draw: the column from the top 32 bits, the coin from the low 32 bits."""
+    c = below(x, n_items)
+    return c if low_unit(x) < prob[c] else np.int64(alias[c])
+
+
+@njit(cache=True, nogil=True)
+def _weighted_draw(indices: np.ndarray, a: np.int64, d: np.int64, n_items: np.int64, prob: np.ndarray,
+                   alias: np.ndarray, cdf: np.ndarray, x: np.uint64, tries: np.int64) -> np.int64:
+    """A weighted negative: ``tries`` alias draws along the chain from x, rejecting positives, then (all rejected)
+    an exact draw from the row's remaining mass with the chain's next number. -1: no mass left."""
+    for _ in range(tries):
+        cand = _alias_draw(x, n_items, prob, alias)
+        if not _contains(indices, a, d, cand):
+            return cand
+        x = next_u64(x)
+    return _exact_weighted(indices, a, a + d, cdf, to_unit(next_u64(x)))
+
+
 @njit(cache=True, nogil=True, parallel=True)
 def _sample_kernel(
     indptr: np.ndarray,
@@ -289,6 +309,36 @@ def _sample_kernel(
                 out[bi, j0 + 2] = r2 + c2
                 out[bi, j0 + 3] = r3 + c3
                 j0 += 4
+        elif uniform_fraction <= 0.0 and d <= _LINEAR_MAX:
+            # four first tries per pass over a short row; a rejected one continues its own chain one at a time
+            while j0 + 4 <= n_neg:
+                x0 = draw_u64(key, base + j0)
+                x1 = draw_u64(key, base + j0 + 1)
+                x2 = draw_u64(key, base + j0 + 2)
+                x3 = draw_u64(key, base + j0 + 3)
+                q0 = _alias_draw(x0, n_items, prob, alias)
+                q1 = _alias_draw(x1, n_items, prob, alias)
+                q2 = _alias_draw(x2, n_items, prob, alias)
+                q3 = _alias_draw(x3, n_items, prob, alias)
+                f0 = np.int64(0)
+                f1 = np.int64(0)
+                f2 = np.int64(0)
+                f3 = np.int64(0)
+                for k in range(d):
+                    v = np.int64(indices[a + k])
+                    f0 += v == q0
+                    f1 += v == q1
+                    f2 += v == q2
+                    f3 += v == q3
+                out[bi, j0] = q0 if f0 == 0 else _weighted_draw(indices, a, d, n_items, prob, alias, cdf,
+                                                                next_u64(x0), max_tries - 1)
+                out[bi, j0 + 1] = q1 if f1 == 0 else _weighted_draw(indices, a, d, n_items, prob, alias, cdf,
+                                                                    next_u64(x1), max_tries - 1)
+                out[bi, j0 + 2] = q2 if f2 == 0 else _weighted_draw(indices, a, d, n_items, prob, alias, cdf,
+                                                                    next_u64(x2), max_tries - 1)
+                out[bi, j0 + 3] = q3 if f3 == 0 else _weighted_draw(indices, a, d, n_items, prob, alias, cdf,
+                                                                    next_u64(x3), max_tries - 1)
+                j0 += 4
         for j in range(j0, n_neg):
             x = draw_u64(key, base + j)
             use_uniform = uniform_fraction >= 1.0
@@ -304,17 +354,7 @@ def _sample_kernel(
                         r = m - 1
                     out[bi, j] = _rank_to_item(indices, a, d, r)
             else:
-                item = np.int64(-1)
-                for _ in range(max_tries):
-                    c = below(x, n_items)
-                    cand = c if low_unit(x) < prob[c] else np.int64(alias[c])
-                    if not _contains(indices, a, d, cand):
-                        item = cand
-                        break
-                    x = next_u64(x)
-                if item < 0:
-                    item = _exact_weighted(indices, a, b, cdf, to_unit(next_u64(x)))
-                out[bi, j] = item
+                out[bi, j] = _weighted_draw(indices, a, d, n_items, prob, alias, cdf, x, max_tries)
     return out
 
 
