@@ -167,3 +167,12 @@ def test_retrieval_bad_input(tmp_path):
     np.savez(tmp_path / "x.npz", a=np.zeros(3), __meta__=np.frombuffer(b'{"type": "other"}', np.uint8))
     with pytest.raises(ValueError, match="does not hold a fastrec index"):
         load_index(tmp_path / "x.npz")
+
+
+def test_default_ivf_sizes_its_lists_to_the_data():
+    items = clustered(2000, 8, 10, seed=9)
+    index = FaissIndex().build(items)  # the default: IVF, nlist from the item count
+    assert index.kind == "ivf" and index.params["nlist"] == 2000 // 39
+    queries = clustered(50, 8, 10, seed=10)
+    _, truth = ExactIndex(items).search(queries, 10)
+    assert recall_at_k(index.search(queries, 10)[1], truth) > 0.9
