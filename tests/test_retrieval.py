@@ -69,7 +69,8 @@ def test_faiss_indexes_against_exact(kind, space, tmp_path):
     queries = clustered(200, 24, 40, seed=2)
     exact = ExactIndex(items)
     _, truth = exact.search(queries, 10)
-    index = FaissIndex(kind, nlist=32, nprobe=8, M=16, ef_search=256, hnsw_space=space, threads=1).build(items)
+    index = FaissIndex(kind, nlist=32, nprobe=8, M=16, ef_construction=200, ef_search=256, hnsw_space=space,
+                       threads=1).build(items)
     scores, ids = index.search(queries, 10)
     r = recall_at_k(ids, truth)
     # scores are inner products of the returned ids (also through the L2 reduction)
