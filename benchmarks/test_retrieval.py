@@ -1,7 +1,7 @@
 """Retrieval at scale: exact blocked search and FAISS Flat / IVF / HNSW on N x 128-d item vectors (N = 1M by default)
 with 10k queries: build time, queries per second, recall@10 against exact search.
 
-    python -m pytest benchmarks/test_retrieval.py -s                                # 1M items, ~30 min on 2 cores
+    python -m pytest benchmarks/test_retrieval.py -s                                # 1M items, ~45 min on 2 cores
     python -m pytest benchmarks/test_retrieval.py -s -k "hnsw and not l2"          # one family only
     FASTREC_RETRIEVAL_N=200000 python -m pytest benchmarks/test_retrieval.py -s     # a quicker run
 
