@@ -54,8 +54,8 @@ void check_offsets(const index_t* offsets, int64_t num_bags, int64_t num_indices
 // ---------------------------------------------------------------------------------------------------------------
 // Forward
 // ---------------------------------------------------------------------------------------------------------------
-constexpr int64_t kPrefetchDistance = 8;
-
+// Software prefetch pays in the backward's row-ordered walk; in the forward it measured slower than the hardware
+// prefetcher and out-of-order loads (pooling 20: 12.9 vs 21.5 ms per batch), so the forward does not use it.
 template <typename weight_t>
 inline void prefetch_row(const weight_t* row, int64_t dim) {
   const char* p = reinterpret_cast<const char*>(row);
@@ -71,7 +71,6 @@ void pool_feature_bags(const Layout& layout, int64_t f, int64_t g_begin, int64_t
   const int64_t dim = kDim > 0 ? kDim : feat.dim;
   const int64_t B = layout.batch;
   const weight_t* table = weights + feat.weight_offset;
-  const int64_t feature_end = offsets[(f + 1) * B];
   for (int64_t g = g_begin; g < g_end; ++g) {
     float* __restrict__ y = out + (g - f * B) * layout.output_width + feat.column;
     std::array<float, (kDim > 0 ? kDim : 1)> acc_fixed{};
@@ -79,10 +78,6 @@ void pool_feature_bags(const Layout& layout, int64_t f, int64_t g_begin, int64_t
     if constexpr (kDim == 0) std::fill(y, y + dim, 0.f);
     const int64_t start = offsets[g], end = offsets[g + 1];
     for (int64_t i = start; i < end; ++i) {
-      if (i + kPrefetchDistance < feature_end) {
-        const int64_t ahead = indices[i + kPrefetchDistance];
-        if (ahead >= 0 && ahead < feat.num_rows) prefetch_row(table + ahead * dim, dim);
-      }
       const int64_t id = indices[i];
       if (id < 0 || id >= feat.num_rows) throw_out_of_range(f, feat, i, id);
       const weight_t* __restrict__ row = table + id * dim;
