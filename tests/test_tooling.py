@@ -119,3 +119,11 @@ def test_cuda_sources_compile_with_nvcc():
     )
     assert proc.returncode == 0, proc.stdout + proc.stderr
     assert "CUDA sources compiled" in proc.stdout
+
+
+def test_bench_warns_on_a_busy_machine(monkeypatch):
+    monkeypatch.setattr(os, "cpu_count", lambda: 2)
+    monkeypatch.setattr(os, "getloadavg", lambda: (0.2, 0.2, 0.2))
+    assert cli.busy_machine_warning() is None
+    monkeypatch.setattr(os, "getloadavg", lambda: (3.0, 3.0, 3.0))
+    assert "load average 3.0 on 2 cores" in cli.busy_machine_warning()

@@ -87,6 +87,20 @@ def _write_json_atomically(path: Path, payload: object) -> None:
     os.replace(tmp.name, path)
 
 
+def busy_machine_warning() -> str | None:
+    """A warning when other processes already keep the cores busy: timings then measure the contention."""
+    try:
+        load = os.getloadavg()[0]
+    except OSError:
+        return None
+    cores = os.cpu_count() or 1
+    if load < 0.5 * cores:
+        return None
+    return (f"warning: load average {load:.1f} on {cores} cores before the run: timings are unreliable. On a shared "
+            "machine, OpenMP threads that spin while waiting slow multi-threaded kernels down; "
+            "OMP_WAIT_POLICY=PASSIVE avoids that.")
+
+
 def cmd_bench(args: argparse.Namespace) -> int:
     from fastrec.bench import run_suite
 
@@ -95,6 +109,9 @@ def cmd_bench(args: argparse.Namespace) -> int:
     print(f"fastrec {fastrec.__version__}, torch {torch.__version__}, {_cpu_model()}, "
           f"{torch.get_num_threads()} threads, kernels {'loaded' if _extension.is_available() else 'NOT loaded'}")
     print(f"medians of up to {args.rounds} interleaved rounds (fewer for slow baselines); speedup = baseline ms / fastrec ms", flush=True)
+    warning = busy_machine_warning()
+    if warning:
+        print(warning, file=sys.stderr, flush=True)
     results = run_suite(only=args.only, rounds=args.rounds,
                         progress=lambda msg: print(f"  timing {msg}", file=sys.stderr, flush=True))
     if not results:
@@ -104,7 +121,8 @@ def cmd_bench(args: argparse.Namespace) -> int:
             for r in results]
     print(format_table(rows, ("op", "pass", "shape", "baseline", "baseline ms", "fastrec ms", "speedup")))
     if args.json is not None:
-        payload = {"info": dict(info_lines()), "results": [{**vars(r), "speedup": r.speedup} for r in results]}
+        payload = {"info": dict(info_lines()), "load_average": os.getloadavg()[0],
+                   "results": [{**vars(r), "speedup": r.speedup} for r in results]}
         _write_json_atomically(args.json, payload)
         print(f"wrote {args.json}")
     return 0
