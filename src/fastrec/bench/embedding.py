@@ -121,8 +121,8 @@ def _train_step(forward: Callable[[], Tensor], grad_out: Tensor, optimizer: torc
 
 
 def embedding_cases(dims: tuple[int, ...] = (16,), poolings: tuple[int, ...] = (1, 20), batch: int = 4096,
-                    row_cap: int = 1_000_000, with_dense: bool = False) -> Iterator[tuple[str, str, str, Callable, dict]]:
-    """Yields (mode, shape, fastrec label, fastrec callable, {baseline name: callable}) per configuration, building
+                    row_cap: int = 1_000_000, with_dense: bool = False) -> Iterator[tuple[str, str, Callable, dict]]:
+    """Yields (mode, shape, fastrec callable, {baseline name: callable}) per configuration, building
     each configuration's models only when it is reached (a D=128 set of tables is gigabytes)."""
     for dim in dims:
         tables = criteo_tables(dim, row_cap)
@@ -153,7 +153,7 @@ def embedding_cases(dims: tuple[int, ...] = (16,), poolings: tuple[int, ...] = (
                         return fn()
                 return run
 
-            yield ("fwd", shape, "fastrec", no_grad(lambda m=inference: m(kjt, concat=True)),
+            yield ("fwd", shape, no_grad(lambda m=inference: m(kjt, concat=True)),
                    {name: no_grad(fn) for name, fn in forward.items()})
             del forward, tbe
 
@@ -172,14 +172,14 @@ def embedding_cases(dims: tuple[int, ...] = (16,), poolings: tuple[int, ...] = (
                 if tbe is not None:
                     baselines[f"(d) FBGEMM TBE {fbgemm_name}"] = _train_step(
                         lambda tbe=tbe: tbe(kjt.values, kjt.offsets), grad_out)
-                yield (f"fwd+bwd {label}", shape, "fastrec",
+                yield (f"fwd+bwd {label}", shape,
                        _train_step(lambda m=fused: m(kjt, concat=True), grad_out), baselines)
                 del fused, tbe, baselines
             del bag, concat_sgd
             adam_bag = torch_impls.concatenated()
             sparse_adam = torch.optim.SparseAdam(adam_bag.parameters(), lr=LR)
             fused_adam = collection(FusedAdam(lr=LR))
-            yield ("fwd+bwd fused Adam", shape, "fastrec",
+            yield ("fwd+bwd fused Adam", shape,
                    _train_step(lambda m=fused_adam: m(kjt, concat=True), grad_out),
                    {"(c) + SparseAdam": _train_step(torch_impls.concatenated_forward(adam_bag), grad_out, sparse_adam)})
             del fused_adam, adam_bag, sparse_adam, torch_impls, inference

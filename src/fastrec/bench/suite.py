@@ -76,7 +76,7 @@ def embedding_bag_cases() -> Iterator[Case]:
     and FBGEMM's CPU TBE (when installed); see fastrec.bench.embedding."""
     from fastrec.bench.embedding import embedding_cases
 
-    for mode, shape, _, fastrec, baselines in embedding_cases(dims=(16,), poolings=(1, 20)):
+    for mode, shape, fastrec, baselines in embedding_cases(dims=(16,), poolings=(1, 20)):
         yield Case("embedding_bag", mode, shape, fastrec, baselines)
 
 
