@@ -30,6 +30,20 @@ std::unique_ptr<T[]> uninitialized(int64_t n) {
   return std::unique_ptr<T[]>(new T[std::max<int64_t>(n, 1)]);
 }
 
+// Grow-only scratch memory, one buffer per (thread, slot): the backward's per-call arrays (tens of MB at pooling
+// 20) would otherwise be fresh mmaps whose page faults cost more than the sorting itself. Kept until the thread
+// ends; valid until the same thread asks for the same slot again.
+template <typename T, int kSlot>
+T* scratch(int64_t n) {
+  thread_local std::unique_ptr<T[]> buffer;
+  thread_local int64_t capacity = 0;
+  if (n > capacity) {
+    capacity = std::max<int64_t>(n, 2 * capacity);
+    buffer.reset(new T[capacity]);
+  }
+  return buffer.get();
+}
+
 [[noreturn]] void throw_out_of_range(int64_t feature, const Feature& feat, int64_t position, int64_t id) {
   TORCH_CHECK_INDEX(false, "embedding_bag: id ", id, " at indices[", position, "] (feature ", feature, ", table ",
                     feat.table, ") is out of range [0, ", feat.num_rows, ")");
@@ -125,13 +139,18 @@ void forward_kernel(const Layout& layout, const weight_t* weights, const index_t
 // Backward: occurrences of each table sorted by row, segments of equal rows
 // ---------------------------------------------------------------------------------------------------------------
 
-// Stable LSD radix sort of (keys, values) by keys in [0, 2^bits), 8 bits per pass.
+// Stable LSD radix sort of (keys, values) by keys in [0, 2^bits): as few passes as digits of at most 12 bits
+// allow (a 4096-bucket histogram stays in L1), so tables of up to 16M rows sort in two passes.
 void radix_sort_pairs(int64_t* keys, int64_t* values, int64_t* key_tmp, int64_t* value_tmp, int64_t n, int bits) {
-  constexpr int kDigitBits = 8, kBuckets = 1 << kDigitBits;
+  constexpr int kMaxDigitBits = 12;
+  const int passes = std::max(1, (bits + kMaxDigitBits - 1) / kMaxDigitBits);
+  const int digit_bits = (bits + passes - 1) / passes;
+  const int64_t buckets = int64_t(1) << digit_bits, mask = buckets - 1;
+  std::vector<int64_t> count(buckets);
   int64_t *src_k = keys, *src_v = values, *dst_k = key_tmp, *dst_v = value_tmp;
-  for (int shift = 0; shift < bits; shift += kDigitBits) {
-    std::array<int64_t, kBuckets> count{};
-    for (int64_t i = 0; i < n; ++i) ++count[(src_k[i] >> shift) & (kBuckets - 1)];
+  for (int pass = 0, shift = 0; pass < passes; ++pass, shift += digit_bits) {
+    std::fill(count.begin(), count.end(), 0);
+    for (int64_t i = 0; i < n; ++i) ++count[(src_k[i] >> shift) & mask];
     int64_t sum = 0;
     for (auto& c : count) {
       const int64_t here = c;
@@ -139,7 +158,7 @@ void radix_sort_pairs(int64_t* keys, int64_t* values, int64_t* key_tmp, int64_t*
       sum += here;
     }
     for (int64_t i = 0; i < n; ++i) {
-      const int64_t slot = count[(src_k[i] >> shift) & (kBuckets - 1)]++;
+      const int64_t slot = count[(src_k[i] >> shift) & mask]++;
       dst_k[slot] = src_k[i];
       dst_v[slot] = src_v[i];
     }
@@ -155,12 +174,17 @@ void radix_sort_pairs(int64_t* keys, int64_t* values, int64_t* key_tmp, int64_t*
 // The touched rows of all tables: segment u covers sorted occurrences [start[u], start[u + 1]), all of global row
 // row[start[u]] (table table[u]). Occurrence j's source is its bag id, or with per-sample weights its position i
 // in indices (bag_of_position[i] then gives the bag): the common case needs no extra random read.
+// The arrays are scratch memory of the calling thread (see scratch()).
 struct Segments {
   int64_t count = 0;
-  std::unique_ptr<int64_t[]> row, source, start;  // row: sorted global row id per occurrence
-  std::unique_ptr<int32_t[]> table;
-  std::unique_ptr<int32_t[]> bag_of_position;  // only with per-sample weights
-  std::vector<int64_t> table_first_segment;    // per table, plus the total at the end
+  int64_t *row, *source, *start;  // row: sorted global row id per occurrence
+  int32_t* table;
+  int32_t* bag_of_position = nullptr;  // only with per-sample weights
+  // Per bag: where its gradient row starts in grad_output, and the pooling's factor (1, or 1/length for mean),
+  // so that the row-ordered walk needs no division by the batch size per occurrence.
+  int64_t* bag_grad_offset;
+  float* bag_scale;
+  std::vector<int64_t> table_first_segment;  // per table, plus the total at the end
 };
 
 template <typename index_t>
@@ -178,17 +202,23 @@ Segments sort_occurrences(const Layout& layout, const index_t* indices, const in
   for (int64_t t = 0; t < T; ++t) region[t + 1] += region[t];
 
   Segments s;
-  s.row = uninitialized<int64_t>(num_indices);
-  s.source = uninitialized<int64_t>(num_indices);
-  if (weighted) s.bag_of_position = uninitialized<int32_t>(num_indices);
+  s.row = scratch<int64_t, 0>(num_indices);
+  s.source = scratch<int64_t, 1>(num_indices);
+  if (weighted) s.bag_of_position = scratch<int32_t, 2>(num_indices);
+  s.bag_grad_offset = scratch<int64_t, 3>(num_bags);
+  s.bag_scale = scratch<float, 4>(num_bags);
   std::vector<int64_t> unique_rows(T, 0);
   parallel_for_dynamic(T, [&](int64_t t) {
     const Table& table = layout.tables[t];
-    int64_t* keys = s.row.get() + region[t];
-    int64_t* sources = s.source.get() + region[t];
+    int64_t* keys = s.row + region[t];
+    int64_t* sources = s.source + region[t];
     int64_t n = 0;
     for (const int64_t f : features_of[t]) {
+      const Feature& feat = layout.features[f];
       for (int64_t g = f * B; g < (f + 1) * B; ++g) {
+        const int64_t length = offsets[g + 1] - offsets[g];
+        s.bag_grad_offset[g] = (g - f * B) * layout.output_width + feat.column;
+        s.bag_scale[g] = (feat.mean && length > 0) ? 1.f / float(length) : 1.f;
         for (int64_t i = offsets[g]; i < offsets[g + 1]; ++i) {
           const int64_t id = indices[i];
           if (id < 0 || id >= table.num_rows) throw_out_of_range(f, layout.features[f], i, id);
@@ -204,9 +234,8 @@ Segments sort_occurrences(const Layout& layout, const index_t* indices, const in
       }
     }
     if (n > 1) {
-      auto key_tmp = uninitialized<int64_t>(n), value_tmp = uninitialized<int64_t>(n);
       const int bits = std::bit_width(uint64_t(std::max<int64_t>(table.num_rows - 1, 1)));
-      radix_sort_pairs(keys, sources, key_tmp.get(), value_tmp.get(), n, bits);
+      radix_sort_pairs(keys, sources, scratch<int64_t, 5>(n), scratch<int64_t, 6>(n), n, bits);
     }
     int64_t unique = 0;
     for (int64_t j = 0, previous = -1; j < n; ++j) {
@@ -220,8 +249,8 @@ Segments sort_occurrences(const Layout& layout, const index_t* indices, const in
   s.table_first_segment.assign(T + 1, 0);
   for (int64_t t = 0; t < T; ++t) s.table_first_segment[t + 1] = s.table_first_segment[t] + unique_rows[t];
   s.count = s.table_first_segment[T];
-  s.start = uninitialized<int64_t>(s.count + 1);
-  s.table = uninitialized<int32_t>(s.count);
+  s.start = scratch<int64_t, 7>(s.count + 1);
+  s.table = scratch<int32_t, 8>(s.count);
   s.start[s.count] = num_indices;
   parallel_for_dynamic(T, [&](int64_t t) {
     int64_t u = s.table_first_segment[t];
@@ -243,17 +272,11 @@ template <typename index_t, typename Fn, typename Prefetch>
 void for_each_row_gradient(const Layout& layout, const Segments& s, const float* grad_out, const index_t* offsets,
                            const float* per_sample_weights, const Fn& fn, const Prefetch& prefetch) {
   constexpr int64_t kRowsAhead = 4, kOccurrencesAhead = 8;
-  const int64_t B = layout.batch;
   auto grad_row = [&](int64_t j, float* scale) {
     const int64_t v = s.source[j];
     const int64_t bag = per_sample_weights ? s.bag_of_position[v] : v;
-    const int64_t f = bag / B, b = bag % B;
-    const Feature& feat = layout.features[f];
-    if (scale != nullptr) {
-      *scale = per_sample_weights ? per_sample_weights[v] : 1.f;
-      if (feat.mean) *scale /= float(offsets[bag + 1] - offsets[bag]);
-    }
-    return grad_out + b * layout.output_width + feat.column;
+    if (scale != nullptr) *scale = (per_sample_weights ? per_sample_weights[v] : 1.f) * s.bag_scale[bag];
+    return grad_out + s.bag_grad_offset[bag];
   };
   parallel_for_chunks(s.count, 256, [&](int64_t begin, int64_t end) {
     auto acc = uninitialized<float>(layout.max_dim);
