@@ -139,45 +139,39 @@ void forward_kernel(const Layout& layout, const weight_t* weights, const index_t
 // Backward: occurrences of each table sorted by row, segments of equal rows
 // ---------------------------------------------------------------------------------------------------------------
 
-// Stable LSD radix sort of (keys, values) by keys in [0, 2^bits): as few passes as digits of at most 12 bits
-// allow (a 4096-bucket histogram stays in L1), so tables of up to 16M rows sort in two passes.
-void radix_sort_pairs(int64_t* keys, int64_t* values, int64_t* key_tmp, int64_t* value_tmp, int64_t n, int bits) {
+// Stable LSD radix sort of `entries` by their bits [first_bit, first_bit + bits): as few passes as digits of at
+// most 12 bits allow (a 4096-bucket histogram stays in L1), so tables of up to 16M rows sort in two passes.
+void radix_sort(uint64_t* entries, uint64_t* tmp, int64_t n, int first_bit, int bits) {
   constexpr int kMaxDigitBits = 12;
   const int passes = std::max(1, (bits + kMaxDigitBits - 1) / kMaxDigitBits);
   const int digit_bits = (bits + passes - 1) / passes;
-  const int64_t buckets = int64_t(1) << digit_bits, mask = buckets - 1;
+  const uint64_t buckets = uint64_t(1) << digit_bits, mask = buckets - 1;
   std::vector<int64_t> count(buckets);
-  int64_t *src_k = keys, *src_v = values, *dst_k = key_tmp, *dst_v = value_tmp;
-  for (int pass = 0, shift = 0; pass < passes; ++pass, shift += digit_bits) {
+  uint64_t *src = entries, *dst = tmp;
+  for (int pass = 0, shift = first_bit; pass < passes; ++pass, shift += digit_bits) {
     std::fill(count.begin(), count.end(), 0);
-    for (int64_t i = 0; i < n; ++i) ++count[(src_k[i] >> shift) & mask];
+    for (int64_t i = 0; i < n; ++i) ++count[(src[i] >> shift) & mask];
     int64_t sum = 0;
     for (auto& c : count) {
       const int64_t here = c;
       c = sum;
       sum += here;
     }
-    for (int64_t i = 0; i < n; ++i) {
-      const int64_t slot = count[(src_k[i] >> shift) & mask]++;
-      dst_k[slot] = src_k[i];
-      dst_v[slot] = src_v[i];
-    }
-    std::swap(src_k, dst_k);
-    std::swap(src_v, dst_v);
+    for (int64_t i = 0; i < n; ++i) dst[count[(src[i] >> shift) & mask]++] = src[i];
+    std::swap(src, dst);
   }
-  if (src_k != keys) {
-    std::copy(src_k, src_k + n, keys);
-    std::copy(src_v, src_v + n, values);
-  }
+  if (src != entries) std::copy(src, src + n, entries);
 }
 
-// The touched rows of all tables: segment u covers sorted occurrences [start[u], start[u + 1]), all of global row
-// row[start[u]] (table table[u]). Occurrence j's source is its bag id, or with per-sample weights its position i
-// in indices (bag_of_position[i] then gives the bag): the common case needs no extra random read.
-// The arrays are scratch memory of the calling thread (see scratch()).
+// The touched rows of all tables. Each occurrence of an id is one 64-bit entry: the id (its row in the table) in
+// the high half, its source in the low half: the bag id, or with per-sample weights its position i in indices
+// (bag_of_position[i] then gives the bag), so the common case needs no extra random read. Sorting the entries of
+// each table by row makes segment u = entries [start[u], start[u + 1]) the occurrences of global row row[u]
+// (of table table[u]). All arrays are scratch memory of the calling thread (see scratch()).
 struct Segments {
   int64_t count = 0;
-  int64_t *row, *source, *start;  // row: sorted global row id per occurrence
+  uint64_t* entry;
+  int64_t *start, *row;
   int32_t* table;
   int32_t* bag_of_position = nullptr;  // only with per-sample weights
   // Per bag: where its gradient row starts in grad_output, and the pooling's factor (1, or 1/length for mean),
@@ -185,6 +179,9 @@ struct Segments {
   int64_t* bag_grad_offset;
   float* bag_scale;
   std::vector<int64_t> table_first_segment;  // per table, plus the total at the end
+
+  static int64_t id_of(uint64_t entry) { return int64_t(entry >> 32); }
+  static int64_t source_of(uint64_t entry) { return int64_t(entry & 0xffffffffu); }
 };
 
 template <typename index_t>
@@ -192,7 +189,9 @@ Segments sort_occurrences(const Layout& layout, const index_t* indices, const in
                           bool weighted) {
   const int64_t B = layout.batch, T = int64_t(layout.tables.size());
   const int64_t num_bags = int64_t(layout.features.size()) * B;
-  TORCH_CHECK_VALUE(num_bags < INT32_MAX, "embedding_bag: more than 2^31 bags are not supported");
+  TORCH_CHECK_VALUE(num_bags < INT32_MAX && num_indices < INT32_MAX,
+                    "embedding_bag: the backward supports fewer than 2^31 bags and ids per batch, got ", num_bags,
+                    " bags and ", num_indices, " ids");
   std::vector<std::vector<int64_t>> features_of(T);
   std::vector<int64_t> region(T + 1, 0);
   for (int64_t f = 0; f < int64_t(layout.features.size()); ++f) {
@@ -202,16 +201,14 @@ Segments sort_occurrences(const Layout& layout, const index_t* indices, const in
   for (int64_t t = 0; t < T; ++t) region[t + 1] += region[t];
 
   Segments s;
-  s.row = scratch<int64_t, 0>(num_indices);
-  s.source = scratch<int64_t, 1>(num_indices);
+  s.entry = scratch<uint64_t, 0>(num_indices);
   if (weighted) s.bag_of_position = scratch<int32_t, 2>(num_indices);
   s.bag_grad_offset = scratch<int64_t, 3>(num_bags);
   s.bag_scale = scratch<float, 4>(num_bags);
   std::vector<int64_t> unique_rows(T, 0);
   parallel_for_dynamic(T, [&](int64_t t) {
     const Table& table = layout.tables[t];
-    int64_t* keys = s.row + region[t];
-    int64_t* sources = s.source + region[t];
+    uint64_t* entries = s.entry + region[t];
     int64_t n = 0;
     for (const int64_t f : features_of[t]) {
       const Feature& feat = layout.features[f];
@@ -222,26 +219,19 @@ Segments sort_occurrences(const Layout& layout, const index_t* indices, const in
         for (int64_t i = offsets[g]; i < offsets[g + 1]; ++i) {
           const int64_t id = indices[i];
           if (id < 0 || id >= table.num_rows) throw_out_of_range(f, layout.features[f], i, id);
-          keys[n] = id;
-          if (weighted) {
-            sources[n] = i;
-            s.bag_of_position[i] = int32_t(g);
-          } else {
-            sources[n] = g;
-          }
-          ++n;
+          if (weighted) s.bag_of_position[i] = int32_t(g);
+          entries[n++] = (uint64_t(id) << 32) | uint64_t(weighted ? i : g);
         }
       }
     }
     if (n > 1) {
       const int bits = std::bit_width(uint64_t(std::max<int64_t>(table.num_rows - 1, 1)));
-      radix_sort_pairs(keys, sources, scratch<int64_t, 5>(n), scratch<int64_t, 6>(n), n, bits);
+      radix_sort(entries, scratch<uint64_t, 5>(n), n, 32, bits);
     }
     int64_t unique = 0;
     for (int64_t j = 0, previous = -1; j < n; ++j) {
-      unique += keys[j] != previous;
-      previous = keys[j];
-      keys[j] += table.row_start;
+      unique += Segments::id_of(entries[j]) != previous;
+      previous = Segments::id_of(entries[j]);
     }
     unique_rows[t] = unique;
   });
@@ -250,13 +240,16 @@ Segments sort_occurrences(const Layout& layout, const index_t* indices, const in
   for (int64_t t = 0; t < T; ++t) s.table_first_segment[t + 1] = s.table_first_segment[t] + unique_rows[t];
   s.count = s.table_first_segment[T];
   s.start = scratch<int64_t, 7>(s.count + 1);
+  s.row = scratch<int64_t, 6>(s.count);
   s.table = scratch<int32_t, 8>(s.count);
   s.start[s.count] = num_indices;
   parallel_for_dynamic(T, [&](int64_t t) {
     int64_t u = s.table_first_segment[t];
     for (int64_t j = region[t]; j < region[t + 1]; ++j) {
-      if (j == region[t] || s.row[j] != s.row[j - 1]) {
+      const int64_t id = Segments::id_of(s.entry[j]);
+      if (j == region[t] || id != Segments::id_of(s.entry[j - 1])) {
         s.start[u] = j;
+        s.row[u] = layout.tables[t].row_start + id;
         s.table[u] = int32_t(t);
         ++u;
       }
@@ -273,7 +266,7 @@ void for_each_row_gradient(const Layout& layout, const Segments& s, const float*
                            const float* per_sample_weights, const Fn& fn, const Prefetch& prefetch) {
   constexpr int64_t kRowsAhead = 4, kOccurrencesAhead = 8;
   auto grad_row = [&](int64_t j, float* scale) {
-    const int64_t v = s.source[j];
+    const int64_t v = Segments::source_of(s.entry[j]);
     const int64_t bag = per_sample_weights ? s.bag_of_position[v] : v;
     if (scale != nullptr) *scale = (per_sample_weights ? per_sample_weights[v] : 1.f) * s.bag_scale[bag];
     return grad_out + s.bag_grad_offset[bag];
@@ -294,7 +287,7 @@ void for_each_row_gradient(const Layout& layout, const Segments& s, const float*
 #pragma omp simd
         for (int64_t k = 0; k < dim; ++k) g[k] += scale * go[k];
       }
-      fn(u, table, table.weight_offset + (s.row[s.start[u]] - table.row_start) * dim, g);
+      fn(u, table, table.weight_offset + (s.row[u] - table.row_start) * dim, g);
     }
   });
 }
@@ -428,7 +421,7 @@ std::tuple<at::Tensor, at::Tensor> embedding_bag_backward_sparse_cpu(
     for_each_row_gradient(in.layout, s, grad.const_data_ptr<float>(), in.offsets.const_data_ptr<index_t>(),
                           in.per_sample_weights, [&](int64_t u, const Table& table, int64_t, const float* g) {
                             const int64_t t = s.table[u];
-                            row_out[u] = s.row[s.start[u]];
+                            row_out[u] = s.row[u];
                             std::copy(g, g + table.dim,
                                       value_out + value_base[t] + (u - s.table_first_segment[t]) * table.dim);
                           },
@@ -475,13 +468,13 @@ void embedding_bag_backward_fused_cpu(const at::Tensor& grad_output, at::Tensor&
       for_each_row_gradient(in.layout, s, grad.const_data_ptr<float>(), in.offsets.const_data_ptr<index_t>(),
                             in.per_sample_weights,
                             [&](int64_t u, const Table& table, int64_t element, const float* g) {
-                              float* row_state = kind == Optimizer::RowWiseAdagrad ? s1 + s.row[s.start[u]] : nullptr;
+                              float* row_state = kind == Optimizer::RowWiseAdagrad ? s1 + s.row[u] : nullptr;
                               apply_update(params, w + element, s1 && !row_state ? s1 + element : nullptr,
                                            s2 ? s2 + element : nullptr, row_state, g, table.dim);
                             },
                             [&](int64_t u) {
                               const Table& table = in.layout.tables[s.table[u]];
-                              const int64_t row = s.row[s.start[u]];
+                              const int64_t row = s.row[u];
                               const int64_t element = table.weight_offset + (row - table.row_start) * table.dim;
                               prefetch_row(w + element, table.dim);
                               if (s1 != nullptr) prefetch_row(kind == Optimizer::RowWiseAdagrad ? s1 + row : s1 + element,
