@@ -23,26 +23,9 @@ from fastrec.evaluate import (
 )
 from fastrec.evaluate.sampled import metrics_from_counts, target_rank_counts
 
+from _oracles import brute_ranking_metrics
+
 # ------------------------------------------------------------------------------------------- brute-force oracle
-
-
-def brute_metrics(ranked_gains: list[float], n_rel: int, all_gains: list[float], k: int) -> dict[str, float]:
-    """Metrics of one user from the gains of their ranked list, by the textbook definitions."""
-    top = ranked_gains[:k]
-    rel = [g > 0 for g in top]
-    hits = sum(rel)
-    out = {"hr": float(hits > 0), "recall": hits / n_rel, "precision": hits / k}
-    out["mrr"] = next((1.0 / (i + 1) for i, r in enumerate(rel) if r), 0.0)
-    run, ap = 0, 0.0
-    for i, r in enumerate(rel):
-        if r:
-            run += 1
-            ap += run / (i + 1)
-    out["map"] = ap / min(k, n_rel)
-    ideal = sorted(all_gains, reverse=True)[:k]
-    out["ndcg"] = sum(g / math.log2(i + 2) for i, g in enumerate(top)) / sum(
-        g / math.log2(i + 2) for i, g in enumerate(ideal))
-    return out
 
 
 def brute_full(scores: np.ndarray, test: sp.csr_matrix, train: sp.csr_matrix | None, k: int, ties: str,
@@ -62,7 +45,7 @@ def brute_full(scores: np.ndarray, test: sp.csr_matrix, train: sp.csr_matrix | N
         else:  # optimistic: relevant first, by decreasing gain
             key = lambda i: (-scores[u, i], i not in gains, -gains.get(i, 0.0), i)  # noqa: E731
         ranked = sorted(cands, key=key)
-        m = brute_metrics([gains.get(i, 0.0) for i in ranked], len(gains), list(gains.values()), k)
+        m = brute_ranking_metrics([gains.get(i, 0.0) for i in ranked], len(gains), list(gains.values()), k)
         for name, v in m.items():
             sums[name] = sums.get(name, 0.0) + v
         n += 1

@@ -11,6 +11,8 @@ from sklearn import metrics as skm
 
 from fastrec import metrics as M
 
+from _oracles import brute_ranking_metrics
+
 # ---------------------------------------------------------------------------------------------- CTR / pointwise
 
 
@@ -122,23 +124,6 @@ def test_graded_ndcg_hand_worked_and_sklearn():
         skm.ndcg_score([[3, 0, 1, 2]], [[4, 3, 2, 1]], k=3), abs=1e-12)
 
 
-def _brute(hits_row: list[float], n_rel: int, k: int, ideal_row: list[float]) -> dict[str, float]:
-    rel = [1 if g > 0 else 0 for g in hits_row[:k]]
-    out = {"hr": float(any(rel)), "precision": sum(rel) / k, "recall": sum(rel) / n_rel,
-           "recall_min": sum(rel) / min(k, n_rel)}
-    out["mrr"] = next((1 / (i + 1) for i, r in enumerate(rel) if r), 0.0)
-    ap, seen = 0.0, 0
-    for i, r in enumerate(rel):
-        if r:
-            seen += 1
-            ap += seen / (i + 1)
-    out["map"] = ap / min(k, n_rel)
-    dcg = sum(g / math.log2(i + 2) for i, g in enumerate(hits_row[:k]))
-    idcg = sum(g / math.log2(i + 2) for i, g in enumerate(ideal_row[:k]))
-    out["ndcg"] = dcg / idcg
-    return out
-
-
 @pytest.mark.parametrize("seed", range(4))
 def test_ranking_against_brute_force_loops(seed):
     rng = np.random.default_rng(seed)
@@ -161,10 +146,10 @@ def test_ranking_against_brute_force_loops(seed):
                "map": M.average_precision(h[:, :kk], nr), "ndcg": M.ndcg(h[:, :kk], nr)}
         graded_ndcg = M.ndcg(g[:, :kk], ideal=torch.from_numpy(ideal))
         for u in range(n):
-            want = _brute(hits[u].tolist(), int(n_rel[u]), kk, [1.0] * min(int(n_rel[u]), k))
+            want = brute_ranking_metrics(hits[u].tolist(), int(n_rel[u]), [1.0] * min(int(n_rel[u]), k), kk)
             for name, v in got.items():
                 assert v[u].item() == pytest.approx(want[name], abs=1e-12), (name, u, kk)
-            want_g = _brute(graded[u].tolist(), int(n_rel[u]), kk, ideal[u].tolist())
+            want_g = brute_ranking_metrics(graded[u].tolist(), int(n_rel[u]), ideal[u].tolist(), kk)
             assert graded_ndcg[u].item() == pytest.approx(want_g["ndcg"], abs=1e-12)
 
 
