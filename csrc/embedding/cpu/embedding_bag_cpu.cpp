@@ -261,8 +261,8 @@ Segments sort_occurrences(const Layout& layout, const index_t* indices, const in
 // Calls fn(u, table, element offset of the row, aggregated gradient of dim floats) for every segment u, each on
 // exactly one thread; prefetch(u) is called a few segments ahead (the fused path prefetches the weight row).
 // Occurrences are visited in row order, so their grad_out rows are random reads: they are prefetched ahead too.
-template <typename index_t, typename Fn, typename Prefetch>
-void for_each_row_gradient(const Layout& layout, const Segments& s, const float* grad_out, const index_t* offsets,
+template <typename Fn, typename Prefetch>
+void for_each_row_gradient(const Layout& layout, const Segments& s, const float* grad_out,
                            const float* per_sample_weights, const Fn& fn, const Prefetch& prefetch) {
   constexpr int64_t kRowsAhead = 4, kOccurrencesAhead = 8;
   auto grad_row = [&](int64_t j, float* scale) {
@@ -418,7 +418,7 @@ std::tuple<at::Tensor, at::Tensor> embedding_bag_backward_sparse_cpu(
     values = at::empty({value_base.back()}, grad.options());
     int64_t* row_out = rows.mutable_data_ptr<int64_t>();
     float* value_out = values.mutable_data_ptr<float>();
-    for_each_row_gradient(in.layout, s, grad.const_data_ptr<float>(), in.offsets.const_data_ptr<index_t>(),
+    for_each_row_gradient(in.layout, s, grad.const_data_ptr<float>(),
                           in.per_sample_weights, [&](int64_t u, const Table& table, int64_t, const float* g) {
                             const int64_t t = s.table[u];
                             row_out[u] = s.row[u];
@@ -465,7 +465,7 @@ void embedding_bag_backward_fused_cpu(const at::Tensor& grad_output, at::Tensor&
       const Segments s = sort_occurrences(in.layout, in.indices.const_data_ptr<index_t>(),
                                           in.offsets.const_data_ptr<index_t>(), in.indices.numel(),
                                           in.per_sample_weights != nullptr);
-      for_each_row_gradient(in.layout, s, grad.const_data_ptr<float>(), in.offsets.const_data_ptr<index_t>(),
+      for_each_row_gradient(in.layout, s, grad.const_data_ptr<float>(),
                             in.per_sample_weights,
                             [&](int64_t u, const Table& table, int64_t element, const float* g) {
                               float* row_state = kind == Optimizer::RowWiseAdagrad ? s1 + s.row[u] : nullptr;
