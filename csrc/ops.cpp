@@ -11,6 +11,14 @@ TORCH_LIBRARY(fastrec, m) {
   // Gradients of fm_interaction: (grad_emb [B, F, K], grad_values [B, F], or an empty tensor when values is None).
   m.def("fm_interaction_backward(Tensor grad_out, Tensor emb, Tensor? values, bool reduce) -> (Tensor, Tensor)");
 
+  // One layer of xDeepFM's CIN without the outer-product tensor (csrc/interaction/cin.h): x0 [B, K, F],
+  // x_prev [B, K, H_in] (None: the first layer, x_prev = x0), weight [H_out, H_in, F] -> [B, K, H_out].
+  m.def("cin_layer(Tensor? x_prev, Tensor x0, Tensor weight, Tensor? bias, str activation) -> Tensor");
+  // (grad_x_prev, or empty when x_prev is None; grad_x0; grad_weight; grad_bias, or empty without bias).
+  m.def(
+      "cin_layer_backward(Tensor grad_out, Tensor out, Tensor? x_prev, Tensor x0, Tensor weight, bool has_bias, "
+      "str activation) -> (Tensor, Tensor, Tensor, Tensor)");
+
   // Table-batched embedding bag over one weight buffer; layout (and per-table pooling) in
   // csrc/embedding/embedding_bag.h. Returns float32 [B, sum_f D_f].
   m.def(

@@ -121,6 +121,14 @@ def test_cin_layer_matches_reference(device, dtype):
             [x_prev, x0, weight, bias],
             TOLERANCES[dtype],
         )
+        # the first layer (x_prev = x0, symmetric): its packed weights and their gradients
+        weight = _randn(hidden_out, fields, fields, dtype=dtype, device=device, seed=5) * 0.3
+        _assert_same_values_and_grads(
+            lambda *t: ops.cin_layer(None, *t, activation),
+            lambda *t: reference.cin_layer(None, *t, activation),
+            [x0, weight, bias],
+            TOLERANCES[dtype],
+        )
 
 
 def test_cin_matches_pytorch_fm_both_ways():
@@ -333,9 +341,12 @@ BAD_INPUTS = [
     (lambda: ops.cin_layer(torch.randn(2, 3, 4), torch.randn(2, 3, 5), torch.randn(6, 4, 4)), ValueError,
      r"weight must have shape \[hidden_out, hidden_in=4, num_fields=5\]"),
     (lambda: ops.cin_layer(torch.randn(2, 3, 4), torch.randn(2, 2, 5), torch.randn(6, 4, 5)), ValueError,
-     "x0 .* must share"),
-    (lambda: ops.cin_layer(torch.randn(2, 3, 4).int(), torch.randn(2, 3, 5), torch.randn(6, 4, 5)), TypeError,
-     "x_prev must be float32 or float64"),
+     r"x_prev must be \[batch, embed_dim, hidden_in\] with \[batch, embed_dim\] = \[2, 2\]"),
+    (lambda: ops.cin_layer(torch.randn(2, 3, 4), torch.randn(2, 3, 5).int(), torch.randn(6, 4, 5)), TypeError,
+     "x0 must be float32 or float64"),
+    (lambda: ops.cin_layer(torch.randn(2, 3, 4).double(), torch.randn(2, 3, 5), torch.randn(6, 4, 5)), TypeError,
+     "x_prev dtype torch.float64 must match torch.float32"),
+    (lambda: ops.cin_layer(None, torch.randn(2, 3, 5), torch.randn(6, 4, 5)), ValueError, "hidden_in=5"),
     (lambda: ops.cin_layer(torch.randn(2, 3, 4), torch.randn(2, 3, 5), torch.randn(6, 4, 5), None, "gelu"), ValueError,
      "activation must be one of"),
     (lambda: fastrec.nn.CIN(4, 3, (5, 4)), ValueError, "must be even"),

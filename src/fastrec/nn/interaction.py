@@ -118,7 +118,7 @@ class CIN(nn.Module):
                 f"got {list(x.shape)}"
             )
         x0 = x.transpose(1, 2).contiguous()  # [B, K, F]: each (b, d) a row of the layers' matrix products
-        hidden, pooled = x0, []
+        hidden, pooled = None, []  # None: the first layer crosses x0 with itself
         for k, (weight, bias) in enumerate(zip(self.weights, self.biases)):
             out = cin_layer(hidden, x0, weight, bias, self.activation)  # [B, K, H_k]
             if self._splits(k):

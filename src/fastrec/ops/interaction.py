@@ -37,34 +37,40 @@ def _check_float(op: str, name: str, t: Tensor, like: Tensor | None = None) -> N
 # ---------------------------------------------------------------------------------------------------------- CIN
 
 
-def _check_cin_layer(x_prev: Tensor, x0: Tensor, weight: Tensor, bias: Tensor | None, activation: str) -> None:
+def _check_cin_layer(
+    x_prev: Tensor | None, x0: Tensor, weight: Tensor, bias: Tensor | None, activation: str
+) -> None:
     op = "cin_layer"
-    _check_tensor(op, "x_prev", x_prev, 3, "[batch, embed_dim, hidden_in]")
     _check_tensor(op, "x0", x0, 3, "[batch, embed_dim, num_fields]")
+    _check_float(op, "x0", x0)
+    if x_prev is not None:
+        _check_tensor(op, "x_prev", x_prev, 3, "[batch, embed_dim, hidden_in]")
+        _check_float(op, "x_prev", x_prev, x0)
+        if x0.shape[:2] != x_prev.shape[:2]:
+            raise ValueError(
+                f"cin_layer: x_prev must be [batch, embed_dim, hidden_in] with [batch, embed_dim] = "
+                f"{list(x0.shape[:2])}, got {list(x_prev.shape)}"
+            )
+    hidden_in = x0.shape[2] if x_prev is None else x_prev.shape[2]
     _check_tensor(op, "weight", weight, 3, "[hidden_out, hidden_in, num_fields]")
-    _check_float(op, "x_prev", x_prev)
-    _check_float(op, "x0", x0, x_prev)
-    _check_float(op, "weight", weight, x_prev)
-    if x0.shape[:2] != x_prev.shape[:2]:
+    _check_float(op, "weight", weight, x0)
+    if weight.shape[1:] != (hidden_in, x0.shape[2]):
         raise ValueError(
-            f"cin_layer: x0 [batch, embed_dim, num_fields] must share [batch, embed_dim] = {list(x_prev.shape[:2])} "
-            f"with x_prev, got {list(x0.shape)}"
-        )
-    if weight.shape[1:] != (x_prev.shape[2], x0.shape[2]):
-        raise ValueError(
-            f"cin_layer: weight must have shape [hidden_out, hidden_in={x_prev.shape[2]}, num_fields={x0.shape[2]}], "
+            f"cin_layer: weight must have shape [hidden_out, hidden_in={hidden_in}, num_fields={x0.shape[2]}], "
             f"got {list(weight.shape)}"
         )
     if bias is not None:
         _check_tensor(op, "bias", bias, 1, "[hidden_out]")
-        _check_float(op, "bias", bias, x_prev)
+        _check_float(op, "bias", bias, x0)
         if bias.shape[0] != weight.shape[0]:
             raise ValueError(f"cin_layer: bias must have shape [hidden_out={weight.shape[0]}], got {list(bias.shape)}")
     if activation not in reference.ACTIVATIONS:
         raise ValueError(f"cin_layer: activation must be one of {CIN_ACTIVATIONS}, got {activation!r}")
 
 
-def cin_layer(x_prev: Tensor, x0: Tensor, weight: Tensor, bias: Tensor | None = None, activation: str = "relu") -> Tensor:
+def cin_layer(
+    x_prev: Tensor | None, x0: Tensor, weight: Tensor, bias: Tensor | None = None, activation: str = "relu"
+) -> Tensor:
     """One layer of xDeepFM's Compressed Interaction Network, without materializing the outer products.
 
     ``out[b, d, h] = act(sum_{i, j} weight[h, i, j] * x_prev[b, d, i] * x0[b, d, j] + bias[h])``
@@ -72,16 +78,53 @@ def cin_layer(x_prev: Tensor, x0: Tensor, weight: Tensor, bias: Tensor | None = 
     Tensors are embedding-dim-major (the layout that makes each (b, d) a row of a matrix product):
 
     Args:
-        x_prev: ``[B, K, H_in]`` the previous layer's feature maps (``x0`` itself for the first layer).
+        x_prev: ``[B, K, H_in]`` the previous layer's feature maps, or None for the first layer (``x_prev = x0``,
+            whose symmetry the kernel uses to halve the work).
         x0: ``[B, K, F]`` the field embeddings, transposed from the usual ``[B, F, K]``.
         weight: ``[H_out, H_in, F]``; ``weight[h, i, j]`` weighs ``x_prev[:, :, i] * x0[:, :, j]``.
         bias: optional ``[H_out]``.
         activation: ``"relu"``, ``"identity"`` (or ``"linear"``), ``"sigmoid"`` or ``"tanh"``.
 
-    Returns ``[B, K, H_out]``. Differentiable in every tensor argument.
+    Returns ``[B, K, H_out]``. Differentiable in every tensor argument. The kernel works through tiles of (b, d)
+    rows whose pair products stay in cache: neither pass stores the ``[B, K, H_in * F]`` tensor the reference
+    (:func:`fastrec.ops.reference.cin_layer`) builds; backward saves only the inputs and the output.
     """
     _check_cin_layer(x_prev, x0, weight, bias, activation)
+    if _extension.has_kernel(x0.device):
+        return torch.ops.fastrec.cin_layer.default(x_prev, x0, weight, bias, activation)
     return reference.cin_layer(x_prev, x0, weight, bias, activation)
+
+
+if _extension.is_available():
+
+    @torch.library.register_fake("fastrec::cin_layer")
+    def _cin_layer_fake(x_prev, x0, weight, bias, activation):
+        _check_cin_layer(x_prev, x0, weight, bias, activation)
+        return x0.new_empty(x0.shape[0], x0.shape[1], weight.shape[0])
+
+    @torch.library.register_fake("fastrec::cin_layer_backward")
+    def _cin_layer_backward_fake(grad_out, out, x_prev, x0, weight, has_bias, activation):
+        return (
+            x0.new_empty(x_prev.shape if x_prev is not None else (0,)),
+            x0.new_empty(x0.shape),
+            weight.new_empty(weight.shape),
+            weight.new_empty((weight.shape[0],) if has_bias else (0,)),
+        )
+
+    def _cin_setup_context(ctx, inputs, output) -> None:
+        x_prev, x0, weight, bias, activation = inputs
+        ctx.save_for_backward(x_prev, x0, weight, output)
+        ctx.has_bias, ctx.activation = bias is not None, activation
+
+    def _cin_backward(ctx, grad_out: Tensor):
+        x_prev, x0, weight, out = ctx.saved_tensors
+        grad_x_prev, grad_x0, grad_weight, grad_bias = torch.ops.fastrec.cin_layer_backward.default(
+            grad_out, out, x_prev, x0, weight, ctx.has_bias, ctx.activation
+        )
+        return (grad_x_prev if x_prev is not None else None), grad_x0, grad_weight, (
+            grad_bias if ctx.has_bias else None), None
+
+    torch.library.register_autograd("fastrec::cin_layer", _cin_backward, setup_context=_cin_setup_context)
 
 
 # ---------------------------------------------------------------------------------------------------------- FFM

@@ -51,12 +51,12 @@ ACTIVATIONS = {"relu": torch.relu, "identity": lambda t: t, "linear": lambda t: 
                "tanh": torch.tanh}
 
 
-def cin_layer(x_prev: Tensor, x0: Tensor, weight: Tensor, bias: Tensor | None, activation: str) -> Tensor:
-    """One CIN layer in fastrec's embedding-dim-major layout: ``x_prev [B, K, H_in]``, ``x0 [B, K, F]``,
+def cin_layer(x_prev: Tensor | None, x0: Tensor, weight: Tensor, bias: Tensor | None, activation: str) -> Tensor:
+    """One CIN layer in fastrec's embedding-dim-major layout: ``x_prev [B, K, H_in]`` (None: ``x0``), ``x0 [B, K, F]``,
     ``weight [H_out, H_in, F]``, ``bias [H_out]`` -> ``[B, K, H_out]``,
     ``out[b, d, h] = act(sum_{i, j} weight[h, i, j] * x_prev[b, d, i] * x0[b, d, j] + bias[h])``.
     Materializes the outer products Z ``[B, K, H_in * F]``."""
-    z = (x_prev.unsqueeze(-1) * x0.unsqueeze(-2)).flatten(2)
+    z = ((x0 if x_prev is None else x_prev).unsqueeze(-1) * x0.unsqueeze(-2)).flatten(2)
     pre = z @ weight.flatten(1).t()
     if bias is not None:
         pre = pre + bias
