@@ -335,6 +335,120 @@ def test_sparse_fm_matches_dense_fm(dtype):
         )
 
 
+def test_sparse_fm_gradients_are_row_sparse():
+    values, cols, offsets = make_csr(6, 1000, 4)
+    w0, w, v = torch.zeros(1, requires_grad=True), torch.randn(1000, requires_grad=True), torch.randn(1000, 8,
+                                                                                                      requires_grad=True)
+    ops.sparse_fm(values.float(), cols, offsets, w0, w, v).sum().backward()
+    assert w.grad.is_sparse and v.grad.is_sparse
+    touched = set(cols.tolist())
+    assert set(v.grad.coalesce().indices()[0].tolist()) == touched
+
+
+# ------------------------------------------------------------------------------------ opcheck, gradcheck, compile
+
+
+def _opcheck_cases():
+    x0, x_prev = _randn(3, 4, 5, seed=1), _randn(3, 4, 6, seed=2)
+    w_first, w_next, bias = _randn(7, 5, 5, seed=3), _randn(7, 6, 5, seed=4), _randn(7, seed=5)
+    values, cols, offsets = make_csr(5, 9, 4)
+    w0, w, v = _randn(1, seed=6), _randn(9, seed=7), _randn(9, 3, seed=8)
+    ffm_x, ffm_values = _randn(3, 4, 4, 2, seed=9), _randn(3, 4, seed=10)
+    dense, sparse = _randn(3, 5, seed=11), _randn(3, 4, 5, seed=12)
+    return {
+        "cin_first": ("cin_layer", (None, x0, w_first, bias, "relu")),
+        "cin_next": ("cin_layer", (x_prev, x0, w_next, None, "tanh")),
+        "ffm": ("ffm_interaction", (ffm_x, ffm_values, True)),
+        "ffm_pairs": ("ffm_interaction", (ffm_x, None, False)),
+        "dot": ("dot_interaction", (dense, sparse, False, True)),
+        "dot_self": ("dot_interaction", (dense, sparse, True, False)),
+        "sparse_fm": ("sparse_fm", (values, cols, offsets, w0, w, v)),
+    }
+
+
+OPCHECK_CASES = _opcheck_cases()
+
+
+@pytest.mark.parametrize("case", list(OPCHECK_CASES))
+def test_opcheck(case):
+    name, args = OPCHECK_CASES[case]
+    args = tuple(a.detach().requires_grad_() if isinstance(a, torch.Tensor) and a.is_floating_point() else a
+                 for a in args)
+    torch.library.opcheck(getattr(torch.ops.fastrec, name).default, args)
+
+
+def test_opcheck_backward_ops():
+    x0, bias = _randn(3, 4, 5, seed=1), _randn(7, seed=5)
+    weight = _randn(7, 5, 5, seed=3)
+    out = ops.cin_layer(None, x0, weight, bias)
+    torch.library.opcheck(torch.ops.fastrec.cin_layer_backward.default,
+                          (torch.randn_like(out), out, None, x0, weight, True, "relu"))
+    x = _randn(3, 4, 4, 2)
+    torch.library.opcheck(torch.ops.fastrec.ffm_interaction_backward.default, (_randn(3, 6), x, None, False))
+    dense, sparse = _randn(3, 5), _randn(3, 4, 5)
+    torch.library.opcheck(torch.ops.fastrec.dot_interaction_backward.default, (_randn(3, 15), dense, sparse, False,
+                                                                                True))
+
+
+def test_gradcheck():
+    x0, x_prev = _randn(2, 3, 4, seed=1).requires_grad_(), _randn(2, 3, 5, seed=2).requires_grad_()
+    w_first, w_next = _randn(3, 4, 4, seed=3).requires_grad_(), _randn(3, 5, 4, seed=4).requires_grad_()
+    bias = _randn(3, seed=5).requires_grad_()
+    for activation in ("sigmoid", "tanh", "identity"):
+        assert torch.autograd.gradcheck(lambda *t: ops.cin_layer(None, *t, activation), (x0, w_first, bias))
+        assert torch.autograd.gradcheck(lambda *t: ops.cin_layer(*t, activation), (x_prev, x0, w_next, bias))
+    x, values = _randn(2, 4, 4, 3).requires_grad_(), _randn(2, 4, seed=1).requires_grad_()
+    for reduce in (True, False):
+        assert torch.autograd.gradcheck(lambda a, b: ops.ffm_interaction(a, b, reduce), (x, values))
+    dense, sparse = _randn(2, 3).requires_grad_(), _randn(2, 4, 3, seed=1).requires_grad_()
+    for flags in itertools.product((False, True), (False, True)):
+        assert torch.autograd.gradcheck(lambda a, b: ops.dot_interaction(a, b, *flags), (dense, sparse))
+    csr = make_csr(4, 6, 3)
+    w0, w, v = _randn(1).requires_grad_(), _randn(6, seed=1).requires_grad_(), _randn(6, 2, seed=2).requires_grad_()
+    dense = ops.with_dense_gradient  # gradcheck compares dense Jacobians
+    assert torch.autograd.gradcheck(lambda w0, w, v: ops.sparse_fm(*csr, w0, dense(w), dense(v)), (w0, w, v))
+
+
+class _Head(torch.nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.cin = fastrec.nn.CIN(4, 3, (4, 2))
+        self.ffm = fastrec.nn.FFMInteraction(4)
+        self.dot = fastrec.nn.DotInteraction()
+
+    def forward(self, x, ffm_x, dense):
+        return self.cin(x).sum(1) + self.ffm(ffm_x) + self.dot(dense, x).sum(1)
+
+
+def test_torch_compile_fullgraph():
+    torch.manual_seed(0)
+    model = _Head()
+    compiled = torch.compile(model, fullgraph=True)
+    inputs = (torch.randn(5, 4, 3, requires_grad=True), torch.randn(5, 4, 4, 2), torch.randn(5, 3))
+    torch.testing.assert_close(compiled(*inputs), model(*inputs))
+    (grad,) = torch.autograd.grad(compiled(*inputs).sum(), inputs[0])
+    (expected,) = torch.autograd.grad(model(*inputs).sum(), inputs[0])
+    torch.testing.assert_close(grad, expected)
+
+
+def test_raw_ops_check_their_arguments():
+    with pytest.raises(ValueError, match="weight must have shape"):
+        torch.ops.fastrec.cin_layer(None, torch.randn(2, 3, 4), torch.randn(5, 3, 4), None, "relu")
+    with pytest.raises(ValueError, match="activation must be one of"):
+        torch.ops.fastrec.cin_layer(None, torch.randn(2, 3, 4), torch.randn(5, 4, 4), None, "gelu")
+    with pytest.raises(ValueError, match="x must be"):
+        torch.ops.fastrec.ffm_interaction(torch.randn(2, 3, 4, 5), None, True)
+    with pytest.raises(ValueError, match="sparse must have shape"):
+        torch.ops.fastrec.dot_interaction(torch.randn(2, 4), torch.randn(2, 3, 5), False, True)
+    args = _sparse_fm_args()
+    with pytest.raises(IndexError, match="col_indices holds 7"):
+        torch.ops.fastrec.sparse_fm(args["values"], torch.tensor([0, 7, 1, 2]), args["row_offsets"], args["w0"],
+                                    args["w"], args["V"])
+    with pytest.raises(ValueError, match="non-decreasing"):
+        torch.ops.fastrec.sparse_fm(args["values"], args["col_indices"], torch.tensor([0, 3, 2, 4]), args["w0"],
+                                    args["w"], args["V"])
+
+
 # ------------------------------------------------------------------------------------------------------- bad input
 
 BAD_INPUTS = [

@@ -162,7 +162,34 @@ def ffm_interaction(x: Tensor, values: Tensor | None = None, reduce: bool = True
     The diagonal ``x[:, i, i]`` is never read. Differentiable in ``x`` and ``values``.
     """
     _check_ffm(x, values)
+    if _extension.has_kernel(x.device):
+        return torch.ops.fastrec.ffm_interaction.default(x, values, bool(reduce))
     return reference.ffm_interaction(x, values, bool(reduce))
+
+
+if _extension.is_available():
+
+    @torch.library.register_fake("fastrec::ffm_interaction")
+    def _ffm_fake(x, values, reduce):
+        _check_ffm(x, values)
+        fields = x.shape[1]
+        return x.new_empty((x.shape[0],) if reduce else (x.shape[0], fields * (fields - 1) // 2))
+
+    @torch.library.register_fake("fastrec::ffm_interaction_backward")
+    def _ffm_backward_fake(grad_out, x, values, reduce):
+        return x.new_empty(x.shape), x.new_empty(values.shape if values is not None else (0,))
+
+    def _ffm_setup_context(ctx, inputs, output) -> None:
+        x, values, reduce = inputs
+        ctx.save_for_backward(x, values)
+        ctx.reduce = reduce
+
+    def _ffm_backward(ctx, grad_out):
+        x, values = ctx.saved_tensors
+        grad_x, grad_values = torch.ops.fastrec.ffm_interaction_backward.default(grad_out, x, values, ctx.reduce)
+        return grad_x, (grad_values if values is not None else None), None
+
+    torch.library.register_autograd("fastrec::ffm_interaction", _ffm_backward, setup_context=_ffm_setup_context)
 
 
 # ---------------------------------------------------------------------------------------------------------- DLRM
@@ -199,13 +226,44 @@ def dot_interaction(dense: Tensor, sparse: Tensor, self_interaction: bool = Fals
         sparse: ``[B, S, D]``, the embeddings.
     """
     _check_dot(dense, sparse)
+    if _extension.has_kernel(dense.device):
+        return torch.ops.fastrec.dot_interaction.default(dense, sparse, bool(self_interaction), bool(concat_dense))
     return reference.dot_interaction(dense, sparse, bool(self_interaction), bool(concat_dense))
+
+
+if _extension.is_available():
+
+    @torch.library.register_fake("fastrec::dot_interaction")
+    def _dot_fake(dense, sparse, self_interaction, concat_dense):
+        _check_dot(dense, sparse)
+        width = dot_interaction_dim(sparse.shape[1], dense.shape[1], self_interaction, concat_dense)
+        return dense.new_empty(dense.shape[0], width)
+
+    @torch.library.register_fake("fastrec::dot_interaction_backward")
+    def _dot_backward_fake(grad_out, dense, sparse, self_interaction, concat_dense):
+        return dense.new_empty(dense.shape), sparse.new_empty(sparse.shape)
+
+    def _dot_setup_context(ctx, inputs, output) -> None:
+        dense, sparse, self_interaction, concat_dense = inputs
+        ctx.save_for_backward(dense, sparse)
+        ctx.flags = (self_interaction, concat_dense)
+
+    def _dot_backward(ctx, grad_out):
+        dense, sparse = ctx.saved_tensors
+        grad_dense, grad_sparse = torch.ops.fastrec.dot_interaction_backward.default(grad_out, dense, sparse, *ctx.flags)
+        return grad_dense, grad_sparse, None, None
+
+    torch.library.register_autograd("fastrec::dot_interaction", _dot_backward, setup_context=_dot_setup_context)
 
 
 # ---------------------------------------------------------------------------------------------------------- libFM
 
 
-def _check_sparse_fm(values: Tensor, col_indices: Tensor, row_offsets: Tensor, w0: Tensor, w: Tensor, v: Tensor) -> None:
+def _check_sparse_fm(
+    values: Tensor, col_indices: Tensor, row_offsets: Tensor, w0: Tensor, w: Tensor, v: Tensor, data: bool = True
+) -> None:
+    """Shapes and dtypes; with ``data``, also the CSR structure and the feature ids (the kernels check those
+    themselves, so only the reference path needs them here)."""
     op = "sparse_fm"
     _check_tensor(op, "values", values, 1, "[nnz]")
     _check_tensor(op, "col_indices", col_indices, 1, "[nnz]")
@@ -230,7 +288,7 @@ def _check_sparse_fm(values: Tensor, col_indices: Tensor, row_offsets: Tensor, w
         raise ValueError(f"sparse_fm: w [num_features] and V [num_features, k] disagree: {w.shape[0]} vs {v.shape[0]}")
     if row_offsets.numel() == 0:
         raise ValueError("sparse_fm: row_offsets must hold batch + 1 >= 1 entries, got an empty tensor")
-    if values.device.type == "meta":
+    if not data or values.device.type == "meta":
         return
     first, last = int(row_offsets[0]), int(row_offsets[-1])
     if first != 0 or last != values.shape[0]:
@@ -262,5 +320,39 @@ def sparse_fm(values: Tensor, col_indices: Tensor, row_offsets: Tensor, w0: Tens
     the touched rows (as ``nn.Embedding(sparse=True)``: use ``torch.optim.SGD``, ``SparseAdam`` or ``Adagrad``; the
     reference fallback gives the same values as dense tensors); ``values`` gets none.
     """
-    _check_sparse_fm(values, col_indices, row_offsets, w0, w, V)
+    kernel = _extension.has_kernel(values.device)
+    _check_sparse_fm(values, col_indices, row_offsets, w0, w, V, data=not kernel)
+    if kernel:
+        return torch.ops.fastrec.sparse_fm.default(values, col_indices, row_offsets, w0, w, V)
     return reference.sparse_fm(values, col_indices, row_offsets, w0.reshape(()), w, V)
+
+
+if _extension.is_available():
+
+    @torch.library.register_fake("fastrec::sparse_fm")
+    def _sparse_fm_fake(values, col_indices, row_offsets, w0, w, V):
+        _check_sparse_fm(values, col_indices, row_offsets, w0, w, V, data=False)
+        return values.new_empty(row_offsets.shape[0] - 1)
+
+    @torch.library.register_fake("fastrec::sparse_fm_backward")
+    def _sparse_fm_backward_fake(grad_out, values, col_indices, row_offsets, w, V):
+        touched = torch.library.get_ctx().new_dynamic_size()
+        return (values.new_empty(1), col_indices.new_empty(touched, dtype=torch.int64), values.new_empty(touched),
+                values.new_empty(touched, V.shape[1]))
+
+    def _sparse_fm_setup_context(ctx, inputs, output) -> None:
+        values, col_indices, row_offsets, w0, w, V = inputs
+        ctx.save_for_backward(values, col_indices, row_offsets, w, V)
+        ctx.w0_shape = w0.shape
+
+    def _sparse_fm_backward(ctx, grad_out):
+        values, col_indices, row_offsets, w, V = ctx.saved_tensors
+        grad_w0, rows, grad_w, grad_v = torch.ops.fastrec.sparse_fm_backward.default(
+            grad_out, values, col_indices, row_offsets, w, V
+        )
+        index = rows.unsqueeze(0)
+        sparse_w = torch.sparse_coo_tensor(index, grad_w, w.shape, is_coalesced=True, check_invariants=False)
+        sparse_v = torch.sparse_coo_tensor(index, grad_v, V.shape, is_coalesced=True, check_invariants=False)
+        return None, None, None, grad_w0.reshape(ctx.w0_shape), sparse_w, sparse_v
+
+    torch.library.register_autograd("fastrec::sparse_fm", _sparse_fm_backward, setup_context=_sparse_fm_setup_context)
