@@ -42,43 +42,25 @@ struct Inputs {
   int64_t grain() const { return std::max<int64_t>(1, kFastrecMinWorkPerThread / std::max<int64_t>(1, fields * dim)); }
 };
 
-// Sums over the fields of a chunk of kChunk (or, at the end, `n`) embedding columns starting at k0. With a
-// compile-time width the accumulators live in registers: no store-to-load chain through memory from one field to
-// the next, so the loads of the row can run ahead.
-template <int kChunk, typename scalar_t, typename acc_t>
-inline void chunk_sums(const Inputs<scalar_t>& in, int64_t b, int64_t k0, int n, acc_t* __restrict__ sum,
-                       acc_t* __restrict__ sum_sq) {
-  acc_t s[kChunk] = {}, q[kChunk] = {};
-  for (int64_t f = 0; f < in.fields; ++f) {
-    const scalar_t* __restrict__ e = in.row(b, f) + k0;
-    const acc_t v = in.value(b, f);
-    if (n == kChunk) {
-#pragma omp simd
-      for (int k = 0; k < kChunk; ++k) {
-        const acc_t x = v * acc_t(e[k]);
-        s[k] += x;
-        q[k] += x * x;
-      }
-    } else {
-      for (int k = 0; k < n; ++k) {
-        const acc_t x = v * acc_t(e[k]);
-        s[k] += x;
-        q[k] += x * x;
-      }
-    }
-  }
-  for (int k = 0; k < n; ++k) sum[k0 + k] = s[k];
-  if (sum_sq != nullptr) {
-    for (int k = 0; k < n; ++k) sum_sq[k0 + k] = q[k];
-  }
-}
-
-// s_k = sum_f v_f e_fk and q_k = sum_f (v_f e_fk)^2 (when sum_sq is given) for batch row b.
+// s_k = sum_f v_f e_fk and q_k = sum_f (v_f e_fk)^2 for batch row b.
 template <typename scalar_t, typename acc_t>
 inline void row_sums(const Inputs<scalar_t>& in, int64_t b, acc_t* __restrict__ sum, acc_t* __restrict__ sum_sq) {
-  constexpr int kChunk = 32 / sizeof(acc_t) * 4;  // four AVX2 registers of each accumulator
-  for (int64_t k0 = 0; k0 < in.dim; k0 += kChunk) {
-    chunk_sums<kChunk>(in, b, k0, static_cast<int>(std::min<int64_t>(kChunk, in.dim - k0)), sum, sum_sq);
+  std::fill(sum, sum + in.dim, acc_t(0));
+  if (sum_sq != nullptr) std::fill(sum_sq, sum_sq + in.dim, acc_t(0));
+  for (int64_t f = 0; f < in.fields; ++f) {
+    const scalar_t* __restrict__ e = in.row(b, f);
+    const acc_t v = in.value(b, f);
+    if (sum_sq != nullptr) {
+#pragma omp simd
+      for (int64_t k = 0; k < in.dim; ++k) {
+        const acc_t x = v * acc_t(e[k]);
+        sum[k] += x;
+        sum_sq[k] += x * x;
+      }
+    } else {
+#pragma omp simd
+      for (int64_t k = 0; k < in.dim; ++k) sum[k] += v * acc_t(e[k]);
+    }
   }
 }
 
