@@ -73,6 +73,7 @@ def cin_cases(batch: int = 4096, fields: int = 39, dim: int = 16, layers: tuple[
         "fastrec": lambda x, *p: torch.func.functional_call(cin, dict(zip(_cin_names(cin), p)), (x,)),
         "torch reference": lambda x, *p: reference.cin(x, p[:n], p[n:]),
     }
+    own: dict[str, list[Tensor]] = {}
     torchfm_layer = _peer("torchfm.layer")
     if torchfm_layer is not None:
         theirs = torchfm_layer.CompressedInteractionNetwork(fields, layers, split_half=True)
@@ -80,6 +81,7 @@ def cin_cases(batch: int = 4096, fields: int = 39, dim: int = 16, layers: tuple[
             conv.weight.data.copy_(w)
             conv.bias.data.copy_(b)
         impls["pytorch-fm"] = lambda x, *p: theirs(x)
+        own["pytorch-fm"] = [x, *theirs.parameters()]
     deepctr = _peer("deepctr_torch.layers.interaction")
     if deepctr is not None:
         theirs_dc = deepctr.CIN(fields, layers, "relu", split_half=True)
@@ -87,7 +89,8 @@ def cin_cases(batch: int = 4096, fields: int = 39, dim: int = 16, layers: tuple[
             conv.weight.data.copy_(w.detach().reshape(w.shape[0], -1, 1))
             conv.bias.data.copy_(b.detach())
         impls["DeepCTR-Torch"] = lambda x, *p: theirs_dc(x)
-    yield from _both_modes(f"B={batch} F={fields} K={dim} H={layers}", impls, params)
+        own["DeepCTR-Torch"] = [x, *theirs_dc.parameters()]
+    yield from _both_modes(f"B={batch} F={fields} K={dim} H={layers}", impls, params, own)
 
 
 def _cin_names(cin: fastrec.nn.CIN) -> list[str]:
