@@ -2,18 +2,20 @@
 //
 // Forward: one warp per bag, lanes over the embedding dim, float32 accumulation.
 // Backward: every occurrence becomes one 64-bit key (global row << 32 | its bag, or its position with per-sample
-// weights); sorting the keys groups the occurrences of each touched row into one segment, and one warp per segment
-// sums its gradient in shared memory (duplicates aggregated once, in a fixed order: deterministic), then writes it
-// out (row-sparse gradient) or applies the fused optimizer to the row in place. The per-element optimizer math is
+// weights); sorting the keys groups the occurrences of each touched row into one segment; warps sum each segment's
+// gradient (duplicates aggregated once; long segments split over several warps, see accumulate_kernel), which is
+// either the row-sparse gradient or is applied by the fused optimizer to each touched row in place, one warp a row. The per-element optimizer math is
 // the CPU kernels' (embedding_bag.h). Bad ids or offsets are flagged by the kernels; the host then raises with the
 // same message as the CPU kernels.
 #include <ATen/Dispatch.h>
 #include <ATen/ops/bitwise_right_shift.h>
 #include <ATen/ops/empty.h>
 #include <ATen/ops/full.h>
+#include <ATen/ops/repeat_interleave.h>
 #include <ATen/ops/searchsorted.h>
 #include <ATen/ops/sort.h>
 #include <ATen/ops/unique_consecutive.h>
+#include <ATen/ops/zeros.h>
 #include <c10/cuda/CUDAException.h>
 #include <c10/cuda/CUDAGuard.h>
 #include <c10/cuda/CUDAStream.h>
@@ -31,7 +33,6 @@ namespace {
 
 constexpr int kWarp = 32;
 constexpr int kWarpsPerBlock = 8;
-constexpr int64_t kMaxSharedFloats = 12288;  // 48 KiB of shared memory per block for the backward's row buffers
 
 struct DeviceFeature {
   int64_t weight_offset, dim, num_rows, row_start, column, mean;
@@ -258,57 +259,61 @@ struct RowMath {
   }
 };
 
+// The aggregated gradients of all segments, flat: segment u's dim floats start at offset[u]. A segment is split
+// into chunks of at most kChunk occurrences, one warp each, so that the few rows of tiny tables (which a whole
+// batch hits) spread over many warps; chunks add their partial sums atomically.
+constexpr int64_t kChunk = 32;
+
+struct SegmentGradients {
+  at::Tensor values, offset, dim;
+};
+
 struct GradientSource {
   const int64_t* keys;
-  const int64_t* ends;
   const int32_t* bag_of_position;  // with per-sample weights
   const float* per_sample_weights;
   const int64_t* bag_grad_offset;
   const float* bag_scale;
   const float* grad_output;
-
-  // Sums the gradient of segment u into g[0, dim), one warp (lanes over the dim).
-  __device__ void aggregate(int64_t u, int64_t dim, int lane, float* g) const {
-    for (int64_t k = lane; k < dim; k += kWarp) g[k] = 0.f;
-    for (int64_t j = u > 0 ? ends[u - 1] : 0; j < ends[u]; ++j) {
-      const int64_t source = keys[j] & 0xffffffffLL;
-      const int64_t bag = per_sample_weights ? bag_of_position[source] : source;
-      const float scale = bag_scale[bag] * (per_sample_weights ? per_sample_weights[source] : 1.f);
-      const float* go = grad_output + bag_grad_offset[bag];
-      for (int64_t k = lane; k < dim; k += kWarp) g[k] += scale * go[k];
-    }
-    __syncwarp();
-  }
 };
 
-__global__ void sparse_gradient_kernel(GradientSource src, RowMath math, const int64_t* __restrict__ rows,
-                                       int64_t num_segments, int64_t max_dim, int64_t* __restrict__ value_offsets,
-                                       float* __restrict__ values) {
-  extern __shared__ float shared[];
-  const int64_t u = int64_t(blockIdx.x) * (blockDim.x / kWarp) + threadIdx.x / kWarp;
+__global__ void accumulate_kernel(GradientSource src, const int64_t* __restrict__ segment_ends,
+                                  const int64_t* __restrict__ chunk_segment, const int64_t* __restrict__ first_chunk,
+                                  const int64_t* __restrict__ value_offset, const int64_t* __restrict__ segment_dim,
+                                  int64_t num_chunks, float* __restrict__ values) {
+  const int64_t c = int64_t(blockIdx.x) * kWarpsPerBlock + threadIdx.x / kWarp;
   const int lane = threadIdx.x % kWarp;
-  if (u >= num_segments) return;
-  float* g = shared + (threadIdx.x / kWarp) * max_dim;
-  const int64_t dim = math.table_of(rows[u]).dim;
-  src.aggregate(u, dim, lane, g);
-  float* out = values + value_offsets[u];
-  for (int64_t k = lane; k < dim; k += kWarp) out[k] = g[k];
+  if (c >= num_chunks) return;
+  const int64_t u = chunk_segment[c];
+  const int64_t begin = (u > 0 ? segment_ends[u - 1] : 0) + (c - first_chunk[u]) * kChunk;
+  const int64_t end = min(begin + kChunk, segment_ends[u]);
+  const int64_t dim = segment_dim[u];
+  float* out = values + value_offset[u];
+  const bool whole_segment = begin == (u > 0 ? segment_ends[u - 1] : 0) && end == segment_ends[u];
+  for (int64_t k = lane; k < dim; k += kWarp) {
+    float acc = 0.f;
+    for (int64_t j = begin; j < end; ++j) {
+      const int64_t source = src.keys[j] & 0xffffffffLL;
+      const int64_t bag = src.per_sample_weights ? src.bag_of_position[source] : source;
+      const float scale = src.bag_scale[bag] * (src.per_sample_weights ? src.per_sample_weights[source] : 1.f);
+      acc += scale * src.grad_output[src.bag_grad_offset[bag] + k];
+    }
+    if (whole_segment) out[k] = acc; else atomicAdd(out + k, acc);
+  }
 }
 
 template <typename weight_t>
-__global__ void fused_update_kernel(GradientSource src, RowMath math, const int64_t* __restrict__ rows,
-                                    int64_t num_segments, int64_t max_dim, OptimizerParams p,
+__global__ void fused_update_kernel(RowMath math, const int64_t* __restrict__ rows, const float* __restrict__ grads,
+                                    const int64_t* __restrict__ value_offset, int64_t num_segments, OptimizerParams p,
                                     weight_t* __restrict__ weights, float* __restrict__ state1,
                                     float* __restrict__ state2) {
-  extern __shared__ float shared[];
-  const int64_t u = int64_t(blockIdx.x) * (blockDim.x / kWarp) + threadIdx.x / kWarp;
+  const int64_t u = int64_t(blockIdx.x) * kWarpsPerBlock + threadIdx.x / kWarp;
   const int lane = threadIdx.x % kWarp;
   if (u >= num_segments) return;
-  float* g = shared + (threadIdx.x / kWarp) * max_dim;
   const int64_t row = rows[u];
   const DeviceTable table = math.table_of(row);
   const int64_t dim = table.dim;
-  src.aggregate(u, dim, lane, g);
+  const float* g = grads + value_offset[u];
   const int64_t element = table.weight_offset + (row - table.row_start) * dim;
   weight_t* w = weights + element;
   switch (p.kind) {
@@ -344,20 +349,6 @@ __global__ void fused_update_kernel(GradientSource src, RowMath math, const int6
   }
 }
 
-// Launch shape of the per-segment kernels: as many warps per block as the shared row buffers allow.
-struct SegmentLaunch {
-  int warps;
-  unsigned int blocks;
-  size_t shared_bytes;
-  SegmentLaunch(const char* op, int64_t segments, int64_t max_dim) {
-    TORCH_CHECK_VALUE(max_dim <= kMaxSharedFloats, op, ": the CUDA backward supports embedding dims up to ",
-                      kMaxSharedFloats, ", got ", max_dim);
-    warps = int(std::clamp<int64_t>(kMaxSharedFloats / std::max<int64_t>(max_dim, 1), 1, kWarpsPerBlock));
-    blocks = static_cast<unsigned int>((segments + warps - 1) / warps);
-    shared_bytes = size_t(warps) * size_t(std::max<int64_t>(max_dim, 1)) * sizeof(float);
-  }
-};
-
 struct BackwardInputs {
   Layout layout;
   at::Tensor indices, offsets, grad, tables;
@@ -390,19 +381,41 @@ BackwardInputs prepare_backward(const char* op, const at::Tensor& grad_output, i
   return in;
 }
 
-GradientSource gradient_source(const BackwardInputs& in, const Segments& s) {
-  return {s.keys.const_data_ptr<int64_t>(),
-          s.ends.const_data_ptr<int64_t>(),
-          in.per_sample_weights ? s.bag_of_position.const_data_ptr<int32_t>() : nullptr,
-          in.per_sample_weights,
-          s.bag_grad_offset.const_data_ptr<int64_t>(),
-          s.bag_scale.const_data_ptr<float>(),
-          in.grad.const_data_ptr<float>()};
-}
-
-RowMath row_math(const BackwardInputs& in) {
-  return {reinterpret_cast<const DeviceTable*>(in.tables.const_data_ptr<int64_t>()),
-          int64_t(in.layout.tables.size())};
+// Sorts the occurrences and sums the gradient of every touched row (see SegmentGradients).
+std::tuple<Segments, SegmentGradients> aggregate_gradients(const BackwardInputs& in) {
+  Segments s;
+  AT_DISPATCH_INDEX_TYPES(in.indices.scalar_type(), "embedding_bag_backward", [&] {
+    s = sort_occurrences<index_t>(in.layout, in.indices, in.offsets, in.per_sample_weights != nullptr);
+  });
+  std::vector<int64_t> starts, dims;
+  for (const Table& table : in.layout.tables) {
+    starts.push_back(table.row_start);
+    dims.push_back(table.dim);
+  }
+  SegmentGradients grads;
+  const at::Tensor row_starts = to_device(starts, s.rows), table_dims = to_device(dims, s.rows);
+  grads.dim = s.count() ? table_dims.index_select(0, at::searchsorted(row_starts, s.rows, false, /*right=*/true).sub(1))
+                        : at::empty({0}, s.rows.options());
+  const at::Tensor value_ends = grads.dim.cumsum(0);
+  grads.offset = value_ends.sub(grads.dim);
+  const int64_t total = s.count() ? value_ends.select(0, -1).item<int64_t>() : 0;
+  grads.values = at::zeros({total}, in.grad.options());
+  if (s.count() == 0) return {s, grads};
+  const at::Tensor counts = s.ends.diff(1, 0, at::zeros({1}, s.ends.options()));
+  const at::Tensor chunks = counts.add(kChunk - 1).div(kChunk, "floor");
+  const at::Tensor first_chunk = chunks.cumsum(0).sub(chunks);
+  const at::Tensor chunk_segment = at::repeat_interleave(chunks);
+  const int64_t num_chunks = chunk_segment.numel();
+  accumulate_kernel<<<blocks_for(num_chunks), kWarp * kWarpsPerBlock, 0, c10::cuda::getCurrentCUDAStream()>>>(
+      GradientSource{s.keys.const_data_ptr<int64_t>(),
+                     in.per_sample_weights ? s.bag_of_position.const_data_ptr<int32_t>() : nullptr,
+                     in.per_sample_weights, s.bag_grad_offset.const_data_ptr<int64_t>(),
+                     s.bag_scale.const_data_ptr<float>(), in.grad.const_data_ptr<float>()},
+      s.ends.const_data_ptr<int64_t>(), chunk_segment.const_data_ptr<int64_t>(), first_chunk.const_data_ptr<int64_t>(),
+      grads.offset.const_data_ptr<int64_t>(), grads.dim.const_data_ptr<int64_t>(), num_chunks,
+      grads.values.mutable_data_ptr<float>());
+  C10_CUDA_KERNEL_LAUNCH_CHECK();
+  return {s, grads};
 }
 
 std::tuple<at::Tensor, at::Tensor> embedding_bag_backward_sparse_cuda(
@@ -412,33 +425,8 @@ std::tuple<at::Tensor, at::Tensor> embedding_bag_backward_sparse_cuda(
   const c10::cuda::CUDAGuard guard(indices.device());
   const BackwardInputs in =
       prepare_backward(op, grad_output, -1, table_layout, feature_tables, indices, offsets, per_sample_weights);
-  Segments s;
-  AT_DISPATCH_INDEX_TYPES(in.indices.scalar_type(), op, [&] {
-    s = sort_occurrences<index_t>(in.layout, in.indices, in.offsets, in.per_sample_weights != nullptr);
-  });
-  // Each segment's place in the flat values: the running sum of the dims of the rows before it.
-  std::vector<int64_t> starts, dims;
-  for (const Table& table : in.layout.tables) {
-    starts.push_back(table.row_start);
-    dims.push_back(table.dim);
-  }
-  const at::Tensor row_starts = to_device(starts, s.rows), table_dims = to_device(dims, s.rows);
-  const at::Tensor segment_dims =
-      s.count() ? table_dims.index_select(0, at::searchsorted(row_starts, s.rows, false, /*right=*/true).sub(1))
-                : at::empty({0}, s.rows.options());
-  const at::Tensor value_ends = segment_dims.cumsum(0);
-  at::Tensor value_offsets = value_ends.sub(segment_dims);
-  const int64_t total = s.count() ? value_ends.select(0, -1).item<int64_t>() : 0;
-  at::Tensor values = at::empty({total}, in.grad.options());
-  if (s.count() > 0) {
-    const SegmentLaunch launch(op, s.count(), in.layout.max_dim);
-    sparse_gradient_kernel<<<launch.blocks, launch.warps * kWarp, launch.shared_bytes,
-                             c10::cuda::getCurrentCUDAStream()>>>(
-        gradient_source(in, s), row_math(in), s.rows.const_data_ptr<int64_t>(), s.count(), in.layout.max_dim,
-        value_offsets.mutable_data_ptr<int64_t>(), values.mutable_data_ptr<float>());
-    C10_CUDA_KERNEL_LAUNCH_CHECK();
-  }
-  return {s.rows, values};
+  auto [s, grads] = aggregate_gradients(in);
+  return {s.rows, grads.values};
 }
 
 void embedding_bag_backward_fused_cuda(const at::Tensor& grad_output, at::Tensor& weights, at::Tensor& state1,
@@ -466,17 +454,16 @@ void embedding_bag_backward_fused_cuda(const at::Tensor& grad_output, at::Tensor
   check_state(state2, "state2", kind == Optimizer::Adam ? weights.numel() : 0);
   TORCH_CHECK_VALUE(kind != Optimizer::Adam || step >= 1, op, ": Adam's step must be >= 1, got ", step);
   const OptimizerParams params(kind, lr, eps, beta1, beta2, weight_decay, step);
-  Segments s;
-  AT_DISPATCH_INDEX_TYPES(in.indices.scalar_type(), op, [&] {
-    s = sort_occurrences<index_t>(in.layout, in.indices, in.offsets, in.per_sample_weights != nullptr);
-  });
+  auto [s, grads] = aggregate_gradients(in);
   if (s.count() == 0) return;
-  const SegmentLaunch launch(op, s.count(), in.layout.max_dim);
   AT_DISPATCH_FLOATING_TYPES_AND2(at::kHalf, at::kBFloat16, weights.scalar_type(), op, [&] {
-    fused_update_kernel<scalar_t><<<launch.blocks, launch.warps * kWarp, launch.shared_bytes,
+    fused_update_kernel<scalar_t><<<blocks_for(s.count()), kWarp * kWarpsPerBlock, 0,
                                     c10::cuda::getCurrentCUDAStream()>>>(
-        gradient_source(in, s), row_math(in), s.rows.const_data_ptr<int64_t>(), s.count(), in.layout.max_dim, params,
-        weights.mutable_data_ptr<scalar_t>(), state1.numel() ? state1.mutable_data_ptr<float>() : nullptr,
+        RowMath{reinterpret_cast<const DeviceTable*>(in.tables.const_data_ptr<int64_t>()),
+                int64_t(in.layout.tables.size())},
+        s.rows.const_data_ptr<int64_t>(), grads.values.const_data_ptr<float>(), grads.offset.const_data_ptr<int64_t>(),
+        s.count(), params, weights.mutable_data_ptr<scalar_t>(),
+        state1.numel() ? state1.mutable_data_ptr<float>() : nullptr,
         state2.numel() ? state2.mutable_data_ptr<float>() : nullptr);
     C10_CUDA_KERNEL_LAUNCH_CHECK();
   });
