@@ -10,12 +10,18 @@ from fastrec.ops.embedding import (
     with_dense_gradient,
 )
 from fastrec.ops.fm import fm_interaction
+from fastrec.ops.linear import csr_topk_dense, csr_topk_sparse, ease_dense_, gram_dense, gram_sparse
 
 __all__ = [
     "FusedUpdate",
+    "csr_topk_dense",
+    "csr_topk_sparse",
+    "ease_dense_",
     "embedding_bag",
     "embedding_bag_fused",
     "fm_interaction",
+    "gram_dense",
+    "gram_sparse",
     "reference",
     "sparse_weight_grad",
     "with_dense_gradient",
