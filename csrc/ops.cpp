@@ -50,6 +50,27 @@ TORCH_LIBRARY(fastrec, m) {
       "embedding_bag_backward_fused(Tensor grad_output, Tensor(a!) weights, Tensor(b!) state1, Tensor(c!) state2, "
       "int[] table_layout, int[] feature_tables, Tensor indices, Tensor offsets, Tensor? per_sample_weights, "
       "int optimizer, float lr, float eps, float beta1, float beta2, float weight_decay, int step) -> ()");
+
+  // Closed-form linear models (csrc/sparse/). X is a CSR matrix: indptr int64, indices int32 (strictly increasing
+  // per row, in [0, n_items)), values float32/float64 or None (all ones).
+  // G = X^T X as a dense symmetric [n_items, n_items] matrix of `dtype`.
+  m.def("gram_dense(Tensor indptr, Tensor indices, Tensor? values, int n_items, ScalarType dtype) -> Tensor");
+  // G = X^T X as CSR (indptr, indices, values): row i keeps g_ii and the off-diagonal g_ij != 0 with
+  // |g_ij| >= threshold, at most top_m of them (the largest; 0: no limit).
+  m.def(
+      "gram_sparse(Tensor indptr, Tensor indices, Tensor? values, int n_items, float threshold, int top_m, "
+      "ScalarType dtype) -> (Tensor, Tensor, Tensor)");
+  // EASE in place: gram (G) becomes B = I - P diag(1/diag(P)), P = (G + l2 I)^-1 (Cholesky inverse, LAPACK).
+  m.def("ease_dense_(Tensor(a!) gram, float l2) -> ()");
+  // Per row u of X: the top-k items of x_u W (W dense [n, n]) by (score desc, id asc), skipping x_u's own items
+  // when exclude_seen; (scores [U, k], ids int64 [U, k]), padded with (-inf, -1).
+  m.def(
+      "csr_topk_dense(Tensor weights, Tensor indptr, Tensor indices, Tensor? values, int k, bool exclude_seen) "
+      "-> (Tensor, Tensor)");
+  // The same with W sparse (CSR [n, n]: w_indptr, w_indices, w_values).
+  m.def(
+      "csr_topk_sparse(Tensor w_indptr, Tensor w_indices, Tensor w_values, Tensor indptr, Tensor indices, "
+      "Tensor? values, int k, bool exclude_seen) -> (Tensor, Tensor)");
 }
 
 // `import fastrec._C` only has to run the registrations above: the module itself is empty (no pybind11).

@@ -7,6 +7,7 @@ They are written for clarity, composed from standard torch ops so that autograd 
 from __future__ import annotations
 
 import math
+import warnings
 from collections.abc import Sequence
 
 import torch
@@ -17,11 +18,17 @@ __all__ = [
     "ACTIVATIONS",
     "cin",
     "cin_layer",
+    "csr_topk_dense",
+    "csr_topk_sparse",
     "dot_interaction",
+    "ease_closed_form",
+    "ease_dense_",
     "embedding_bag",
     "ffm_interaction",
     "fm_interaction",
     "fm_interaction_pairwise",
+    "gram_dense",
+    "gram_sparse",
     "sparse_fm",
     "sparse_optimizer_step",
 ]
@@ -202,3 +209,100 @@ def sparse_optimizer_step(
     else:
         raise ValueError(f"sparse_optimizer_step: unknown optimizer {kind!r}")
     weight[rows] = w
+
+
+# ---------------------------------------------------------------------------------------------- closed-form models
+def csr_dense(indptr: Tensor, indices: Tensor, values: Tensor | None, n_cols: int, dtype: torch.dtype) -> Tensor:
+    """The dense [rows, n_cols] matrix of a CSR triple (values None: all ones)."""
+    rows = indptr.numel() - 1
+    row_ids = torch.repeat_interleave(torch.arange(rows), indptr[1:] - indptr[:-1])
+    out = torch.zeros(rows, n_cols, dtype=dtype)
+    vals = torch.ones(indices.numel(), dtype=dtype) if values is None else values.to(dtype)
+    out.index_put_((row_ids, indices.long()), vals, accumulate=True)
+    return out
+
+
+def gram_dense(indptr: Tensor, indices: Tensor, values: Tensor | None, n_items: int, dtype: torch.dtype) -> Tensor:
+    """G = X^T X, dense, through torch's sparse-sparse product (X never densified)."""
+    rows = indptr.numel() - 1
+    vals = torch.ones(indices.numel(), dtype=dtype) if values is None else values.to(dtype)
+    row_ids = torch.repeat_interleave(torch.arange(rows), indptr[1:] - indptr[:-1])
+    x = torch.sparse_coo_tensor(torch.stack([row_ids, indices.long()]), vals, (rows, n_items),
+                                check_invariants=False).coalesce()
+    with warnings.catch_warnings():  # "sparse CSR support is in beta", from inside torch.sparse.mm
+        warnings.simplefilter("ignore", UserWarning)
+        return torch.sparse.mm(x.t().coalesce(), x).to_dense()
+
+
+def gram_sparse(
+    indptr: Tensor, indices: Tensor, values: Tensor | None, n_items: int, threshold: float, top_m: int,
+    dtype: torch.dtype,
+) -> tuple[Tensor, Tensor, Tensor]:
+    """G = X^T X as CSR, row by row: g_ii (when item i has a user), and the off-diagonal g_ij != 0 with
+    |g_ij| >= threshold, the top_m largest of them (ties: lower j first) when top_m > 0."""
+    g = gram_dense(indptr, indices, values, n_items, dtype)
+    out_ptr, out_cols, out_vals = [0], [], []
+    for i in range(n_items):
+        row = g[i]
+        off = torch.ones(n_items, dtype=torch.bool)
+        off[i] = False
+        cand = torch.nonzero(off & (row != 0) & (row.abs() >= threshold)).squeeze(1)
+        if top_m > 0 and cand.numel() > top_m:
+            order = torch.sort(row[cand], descending=True, stable=True).indices  # cand ascending: ties by lower j
+            cand = cand[order[:top_m]]
+        if bool((indices == i).any()):
+            cand = torch.cat([cand, torch.tensor([i])])
+        cand = torch.sort(cand).values
+        out_cols.append(cand)
+        out_vals.append(row[cand])
+        out_ptr.append(out_ptr[-1] + cand.numel())
+    return (torch.tensor(out_ptr, dtype=torch.int64), torch.cat(out_cols).to(torch.int32),
+            torch.cat(out_vals).to(dtype))
+
+
+def ease_dense_(gram: Tensor, l2: float) -> None:
+    """EASE's closed form (Steck, WWW 2019) in the textbook way, writing B into ``gram``:
+    P = (G + l2 I)^-1, B = I - P diag(1/diag(P)), i.e. b_ij = -p_ij / p_jj and b_ii = 0."""
+    n = gram.shape[0]
+    p = torch.linalg.inv(gram + l2 * torch.eye(n, dtype=gram.dtype))
+    b = -p / torch.diagonal(p).unsqueeze(0)
+    b.fill_diagonal_(0.0)
+    gram.copy_(b)
+
+
+def ease_closed_form(x: Tensor, l2: float) -> Tensor:
+    """EASE weights B [n_items, n_items] of a dense user x item matrix ``x``, in float64 unless ``x`` is float32:
+    the plain formula, for tests and small data."""
+    b = x.t() @ x
+    ease_dense_(b, l2)
+    return b
+
+
+def _topk_ordered(scores: Tensor, k: int) -> tuple[Tensor, Tensor]:
+    """Top-k per row by (score desc, id asc); -inf entries (excluded) come back as id -1."""
+    order = torch.sort(scores, dim=1, descending=True, stable=True).indices[:, :k]
+    top = scores.gather(1, order)
+    return top, torch.where(torch.isneginf(top), torch.full_like(order, -1), order)
+
+
+def csr_topk_dense(
+    weights: Tensor, indptr: Tensor, indices: Tensor, values: Tensor | None, k: int, exclude_seen: bool
+) -> tuple[Tensor, Tensor]:
+    """Per row u of X: top-k of x_u W, the row's own items excluded when ``exclude_seen``."""
+    n = weights.shape[0]
+    x = csr_dense(indptr, indices, values, n, weights.dtype)
+    scores = x @ weights
+    if exclude_seen:
+        rows = torch.repeat_interleave(torch.arange(x.shape[0]), indptr[1:] - indptr[:-1])
+        scores[rows, indices.long()] = -torch.inf
+    return _topk_ordered(scores, k)
+
+
+def csr_topk_sparse(
+    w_indptr: Tensor, w_indices: Tensor, w_values: Tensor, indptr: Tensor, indices: Tensor, values: Tensor | None,
+    k: int, exclude_seen: bool,
+) -> tuple[Tensor, Tensor]:
+    """:func:`csr_topk_dense` with W given as CSR."""
+    n = w_indptr.numel() - 1
+    w = csr_dense(w_indptr, w_indices, w_values, n, w_values.dtype)
+    return csr_topk_dense(w, indptr, indices, values, k, exclude_seen)
