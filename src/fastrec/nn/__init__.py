@@ -2,5 +2,9 @@
 
 from fastrec.nn.embedding import EmbeddingBag, EmbeddingBagCollection, TableConfig
 from fastrec.nn.interaction import BiInteraction, FMInteraction
+from fastrec.nn.layers import MLP, AttentionalPairPooling, CrossNet, Dice, MixtureOfExperts, TargetAttention
 
-__all__ = ["BiInteraction", "EmbeddingBag", "EmbeddingBagCollection", "FMInteraction", "TableConfig"]
+__all__ = [
+    "MLP", "AttentionalPairPooling", "BiInteraction", "CrossNet", "Dice", "EmbeddingBag", "EmbeddingBagCollection",
+    "FMInteraction", "MixtureOfExperts", "TableConfig", "TargetAttention",
+]
