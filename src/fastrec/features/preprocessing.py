@@ -452,7 +452,8 @@ class Numeric(_Transform):
 
 
 class Binned(_Transform):
-    """A numeric column cut into bins, as a categorical feature: id 0 for NaN, 1 + the bin index otherwise.
+    """A numeric column cut into bins, as a categorical feature: id 0 for NaN, else 1 + the number of boundaries
+    <= x (bins are [b_{k-1}, b_k)).
 
     Args:
         bins: the number of quantile bins fitted on the data, or explicit increasing boundaries (a list).

@@ -29,12 +29,19 @@ class Dice(nn.Module):
         return (p * flat + (1 - p) * self.alpha * flat).view(shape)
 
 
+class _PReLU(nn.PReLU):
+    """PReLU with one slope per unit of the last dimension, for inputs of any rank."""
+
+    def forward(self, x: Tensor) -> Tensor:
+        return super().forward(x.reshape(-1, x.shape[-1])).view(x.shape)
+
+
 def _activation(name: str, dim: int) -> nn.Module:
     if name not in _ACTIVATIONS:
         raise ValueError(f"activation must be one of {sorted(_ACTIVATIONS)}, got {name!r}")
     if name == "dice":
         return Dice(dim)
-    return nn.PReLU(dim) if name == "prelu" else _ACTIVATIONS[name]()
+    return _PReLU(dim) if name == "prelu" else _ACTIVATIONS[name]()
 
 
 class MLP(nn.Module):
