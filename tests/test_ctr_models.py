@@ -189,3 +189,21 @@ def test_bad_input():
         ctr.FM(ONE_HOT, 0)
     with pytest.raises(ValueError, match="different poolings"):
         ctr.FM([MultiHotFeature("a", 3, "sum", table="t"), MultiHotFeature("b", 3, "mean", table="t")])
+
+
+def test_benchmark_baseline_is_the_same_deepfm():
+    """The throughput benchmark's 'usual way' DeepFM computes what fastrec's does (same weights, same logits)."""
+    from fastrec.bench import ctr as bench
+
+    torch.manual_seed(0)
+    ours = bench.fastrec_model("DeepFM", 4, 50)
+    usual = bench.UsualDeepFM(4, 50, bench.CONFIGS["DeepFM"]["hidden"])
+    with torch.no_grad():
+        for i, (e, l) in enumerate(zip(usual.embeddings, usual.linear)):
+            e.weight.copy_(ours.embedding.ebc.table_weight(f"C{i + 1}"))
+            l.weight.copy_(ours.linear.embedding.ebc.table_weight(f"C{i + 1}"))
+        usual.dense_linear.weight.copy_(ours.linear.dense.weight)
+        usual.dense_linear.bias.copy_(ours.linear.bias)
+    usual.mlp.load_state_dict(ours.mlp.state_dict())
+    sparse, dense, _, feats = bench.criteo_batch(16, 50)
+    torch.testing.assert_close(ours.eval()(feats), usual.eval()(sparse, dense), rtol=1e-5, atol=1e-5)

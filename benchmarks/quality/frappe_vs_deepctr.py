@@ -5,7 +5,7 @@ test file is the test set; 10% of the training rows (seeded) are held out for ea
 one-hot fields is label-encoded (by fastrec.features.Categorical) and both libraries get the same arrays.
 Hyperparameters, both libraries: K=16, MLP 256-128 (ReLU, no dropout, no batch norm), xDeepFM CIN 128-128 (split
 half), no L2 regularization, Adam lr 1e-3 (fastrec: fused lazy Adam for the embeddings), batch 1024, up to 50 epochs
-with patience 3 on validation AUC, the best epoch's weights tested.
+with patience 5 on validation AUC, the best epoch's weights tested.
 
     python benchmarks/quality/frappe_vs_deepctr.py --models DeepFM,xDeepFM --seeds 0,1,2
 """
@@ -27,7 +27,7 @@ from fastrec.metrics import auc, log_loss
 from fastrec.models import ctr
 from fastrec.train import Trainer, seed_everything
 
-K, HIDDEN, CIN, BATCH, EPOCHS, PATIENCE = 16, (256, 128), (128, 128), 1024, 50, 3
+K, HIDDEN, CIN, BATCH, EPOCHS, PATIENCE = 16, (256, 128), (128, 128), 1024, 50, 5
 
 
 def load(root: Path, seed: int):
@@ -63,8 +63,8 @@ def run_deepctr(name, pre, train, valid, test, seed):
 
     seed_everything(seed)
     cols = [SparseFeat(f.name, f.vocab_size, embedding_dim=K) for f in pre.features]
-    common = dict(dnn_hidden_units=HIDDEN, l2_reg_linear=0.0, l2_reg_embedding=0.0, l2_reg_dnn=0.0, seed=seed,
-                  device="cpu")
+    common = {"dnn_hidden_units": HIDDEN, "l2_reg_linear": 0.0, "l2_reg_embedding": 0.0, "l2_reg_dnn": 0.0,
+              "seed": seed, "device": "cpu"}
     model = DeepFM(cols, cols, **common) if name == "DeepFM" else xDeepFM(cols, cols, cin_layer_size=CIN, **common)
     model.compile("adam", "binary_crossentropy")
     x = {k: v for k, v in train.columns.items()}

@@ -19,7 +19,7 @@ from fastrec.models import ctr
 from fastrec.nn import MLP
 from fastrec.optim import FusedAdam
 
-__all__ = ["CONFIGS", "criteo_features", "criteo_batch", "fastrec_step", "usual_step", "peer_steps"]
+__all__ = ["CONFIGS", "criteo_batch", "criteo_features", "fastrec_step", "peer_steps", "usual_step"]
 
 N_DENSE = 13
 LR = 1e-3
@@ -159,8 +159,7 @@ class UsualDLRM(_Usual):
 
     def __init__(self, dim: int, row_cap: int, bottom: tuple[int, ...], top: tuple[int, ...]) -> None:
         super().__init__(dim, row_cap)
-        self.bottom = MLP(N_DENSE, bottom, dim)
-        self.bottom_act = nn.ReLU()
+        self.bottom = MLP(N_DENSE, (*bottom, dim))  # ReLU after every layer, the last included
         n = self.num_fields + 1
         rows, cols = torch.tril_indices(n, n, offset=-1)
         self.register_buffer("rows", rows, persistent=False)
@@ -168,7 +167,7 @@ class UsualDLRM(_Usual):
         self.top = MLP(dim + n * (n - 1) // 2, top, 1)
 
     def forward(self, sparse: Tensor, dense: Tensor) -> Tensor:
-        b = self.bottom_act(self.bottom(dense))
+        b = self.bottom(dense)
         t = torch.cat([b.unsqueeze(1), self.fields(sparse)], 1)
         z = torch.bmm(t, t.transpose(1, 2))[:, self.rows, self.cols]
         return self.top(torch.cat([b, z], 1)).squeeze(1)

@@ -19,7 +19,9 @@ and saves/loads its fitted state as plain data (JSON-compatible; it also travels
 
 from __future__ import annotations
 
+import itertools
 import json
+import math
 import os
 import tempfile
 import zlib
@@ -55,7 +57,7 @@ def _is_missing(values: np.ndarray) -> np.ndarray:
     if values.dtype.kind == "f":
         return np.isnan(values)
     if values.dtype == object:
-        return np.array([v is None or (isinstance(v, float) and v != v) for v in values], dtype=bool)
+        return np.array([v is None or (isinstance(v, float) and math.isnan(v)) for v in values], dtype=bool)
     return np.zeros(values.shape, dtype=bool)
 
 
@@ -124,7 +126,7 @@ def _hash_tokens(tokens: np.ndarray, buckets: int, seed: int) -> np.ndarray:
 def _lists(values: np.ndarray, sep: str | None, name: str) -> list[Seq[Any]]:
     out = []
     for v in values:
-        if v is None or (isinstance(v, float) and v != v):
+        if v is None or (isinstance(v, float) and math.isnan(v)):
             out.append(())
         elif isinstance(v, str):
             if sep is None:
@@ -468,7 +470,7 @@ class Binned(_Transform):
             self.boundaries: list[float] | None = None
         else:
             b = [float(v) for v in bins]
-            if not b or any(y <= x for x, y in zip(b, b[1:])):
+            if not b or any(y <= x for x, y in itertools.pairwise(b)):
                 raise ValueError(f"Binned({column!r}): bins must be an int >= 2 or increasing boundaries, got {bins!r}")
             self.n_bins, self.boundaries = len(b) + 1, b
         self._given = self.boundaries is not None

@@ -20,8 +20,16 @@ from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass
 from typing import Any
 
-__all__ = ["DenseFeature", "Feature", "MultiHotFeature", "SequenceFeature", "SparseFeature", "feature_from_dict",
-           "feature_to_dict", "check_features"]
+__all__ = [
+    "DenseFeature",
+    "Feature",
+    "MultiHotFeature",
+    "SequenceFeature",
+    "SparseFeature",
+    "check_features",
+    "feature_from_dict",
+    "feature_to_dict",
+]
 
 
 def _check_name(kind: str, name: str) -> None:

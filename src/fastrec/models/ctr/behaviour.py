@@ -33,7 +33,7 @@ def _behaviour_pairs(model: str, features: Sequence[Feature], behaviours: Mappin
     pairs = dict(behaviours)
     for seq, cand in pairs.items():
         if not isinstance(by_name.get(seq), SequenceFeature) or not isinstance(by_name.get(cand), SparseFeature):
-            raise ValueError(f"{model}: behaviours must map SequenceFeature names to SparseFeature names, got "
+            raise TypeError(f"{model}: behaviours must map SequenceFeature names to SparseFeature names, got "
                              f"{seq!r} -> {cand!r}")
     return pairs
 
