@@ -79,8 +79,9 @@ class Trainer:
             ``warmup_steps`` linear warm-up steps; both optimizers follow it (the fused ones from their own base lr).
         clip_grad_norm: clip the dense parameters' gradient norm (fused embedding updates happen inside the backward
             and are not clipped).
-        accumulation_steps: sum the dense gradients of this many batches per Adam step. Fused embedding updates are
-            applied per batch (as in TorchRec's fused tables); their lr is not rescaled.
+        accumulation_steps: sum the dense gradients of this many batches (each loss divided by the count) per Adam
+            step. Fused embedding updates cannot wait: they are applied in every batch's backward (as in TorchRec's
+            fused tables), from that batch's gradient of the divided loss.
         task_weights: per-task loss weights for multi-task models (default all 1).
         seed: seeds the shuffling (per epoch, from (seed, epoch)) and, at the start of :meth:`fit`, torch's generator
             (dropout); the same seed repeats a run.
