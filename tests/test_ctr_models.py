@@ -57,6 +57,16 @@ def test_feature_embedding_matches_table_rows():
     torch.testing.assert_close(e.fields[:, 3:], dense[:, :, None] * emb.dense_embedding)
 
 
+def test_weighted_multi_hot_is_the_weighted_sum():
+    emb = ctr.FeatureEmbedding([SparseFeature("user", 7), MultiHotFeature("tags", 5, "sum", weighted=True)], 3)
+    x = {"user": torch.tensor([1, 2]), "tags": torch.tensor([[0, 3, -1], [-1, -1, -1]]),
+         "tags__weight": torch.tensor([[0.5, 2.0, 9.0], [1.0, 1.0, 1.0]])}
+    tags = emb.ebc.table_weight("tags")
+    out = emb(x).fields[:, 1]
+    torch.testing.assert_close(out[0], 0.5 * tags[0] + 2.0 * tags[3])
+    torch.testing.assert_close(out[1], torch.zeros(3))
+
+
 def test_one_hot_fast_path_matches_jagged_path():
     fast = ctr.FeatureEmbedding(ONE_HOT, 4)
     slow = ctr.FeatureEmbedding(ONE_HOT + [MultiHotFeature("tags", 5)], 4)
