@@ -10,13 +10,19 @@ from fastrec.ops.embedding import (
     with_dense_gradient,
 )
 from fastrec.ops.fm import fm_interaction
+from fastrec.ops.interaction import cin_layer, dot_interaction, dot_interaction_dim, ffm_interaction, sparse_fm
 
 __all__ = [
     "FusedUpdate",
+    "cin_layer",
+    "dot_interaction",
+    "dot_interaction_dim",
     "embedding_bag",
     "embedding_bag_fused",
+    "ffm_interaction",
     "fm_interaction",
     "reference",
+    "sparse_fm",
     "sparse_weight_grad",
     "with_dense_gradient",
 ]

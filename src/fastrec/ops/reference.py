@@ -13,7 +13,18 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
-__all__ = ["embedding_bag", "fm_interaction", "fm_interaction_pairwise", "sparse_optimizer_step"]
+__all__ = [
+    "ACTIVATIONS",
+    "cin",
+    "cin_layer",
+    "dot_interaction",
+    "embedding_bag",
+    "ffm_interaction",
+    "fm_interaction",
+    "fm_interaction_pairwise",
+    "sparse_fm",
+    "sparse_optimizer_step",
+]
 
 
 def _weighted(emb: Tensor, values: Tensor | None) -> Tensor:
@@ -33,6 +44,88 @@ def fm_interaction_pairwise(emb: Tensor, values: Tensor | None = None, reduce: b
     first, second = torch.triu_indices(x.shape[1], x.shape[1], offset=1, device=x.device)
     bi_interaction = (x[:, first] * x[:, second]).sum(dim=1)
     return bi_interaction.sum(dim=1) if reduce else bi_interaction
+
+
+# The activations of CIN layers, by the names fastrec.nn.CIN accepts ("linear" is DeepCTR's name for none).
+ACTIVATIONS = {"relu": torch.relu, "identity": lambda t: t, "linear": lambda t: t, "sigmoid": torch.sigmoid,
+               "tanh": torch.tanh}
+
+
+def cin_layer(x_prev: Tensor | None, x0: Tensor, weight: Tensor, bias: Tensor | None, activation: str) -> Tensor:
+    """One CIN layer in fastrec's embedding-dim-major layout: ``x_prev [B, K, H_in]`` (None: ``x0``), ``x0 [B, K, F]``,
+    ``weight [H_out, H_in, F]``, ``bias [H_out]`` -> ``[B, K, H_out]``,
+    ``out[b, d, h] = act(sum_{i, j} weight[h, i, j] * x_prev[b, d, i] * x0[b, d, j] + bias[h])``.
+    Materializes the outer products Z ``[B, K, H_in * F]``."""
+    z = ((x0 if x_prev is None else x_prev).unsqueeze(-1) * x0.unsqueeze(-2)).flatten(2)
+    pre = z @ weight.flatten(1).t()
+    if bias is not None:
+        pre = pre + bias
+    return ACTIVATIONS[activation](pre)
+
+
+def cin(
+    x: Tensor,
+    weights: Sequence[Tensor],
+    biases: Sequence[Tensor | None],
+    split_half: bool = True,
+    activation: str = "relu",
+) -> Tensor:
+    """xDeepFM's Compressed Interaction Network as the published implementations compute it: ``x [B, F, K]`` ->
+    ``[B, sum of the layers' output widths]``. Each layer builds Z ``[B, H_{k-1} * F, K]`` (index ``i * F + j``) and
+    multiplies it by ``weights[k]`` ``[H_k, H_{k-1}, F]`` (a 1x1 convolution). With ``split_half`` the first half of
+    a non-last layer's channels feeds the next layer and the second half is pooled (xDeepFM's authors' code and
+    DeepCTR; pytorch-fm pools the first half)."""
+    x0, hidden, pooled = x, x, []
+    for k, (weight, bias) in enumerate(zip(weights, biases)):
+        z = torch.einsum("bid,bjd->bijd", hidden, x0).flatten(1, 2)
+        pre = torch.matmul(weight.flatten(1), z)
+        if bias is not None:
+            pre = pre + bias.unsqueeze(1)
+        out = ACTIVATIONS[activation](pre)
+        if split_half and k < len(weights) - 1:
+            hidden, direct = out.split(out.shape[1] // 2, dim=1)
+        else:
+            hidden = direct = out
+        pooled.append(direct.sum(dim=2))
+    return torch.cat(pooled, dim=1)
+
+
+def ffm_interaction(x: Tensor, values: Tensor | None = None, reduce: bool = True) -> Tensor:
+    """Field-aware FM (Juan et al., RecSys 2016) over field-aware embeddings ``x [B, F, F, K]``, where ``x[b, i, j]``
+    is field i's vector for field j: ``sum_{i<j} <x[b, i, j], x[b, j, i]> * v_i * v_j`` -> ``[B]``, or per pair
+    ``[B, F * (F - 1) / 2]`` (pairs i < j in row-major order) when not reduce. Gathers both sides of every pair as
+    ``[B, P, K]`` tensors, like pytorch-fm."""
+    first, second = torch.triu_indices(x.shape[1], x.shape[1], offset=1, device=x.device)
+    pairs = (x[:, first, second] * x[:, second, first]).sum(dim=-1)
+    if values is not None:
+        pairs = pairs * values[:, first] * values[:, second]
+    return pairs.sum(dim=1) if reduce else pairs
+
+
+def dot_interaction(dense: Tensor, sparse: Tensor, self_interaction: bool = False, concat_dense: bool = True) -> Tensor:
+    """DLRM's dot interaction: T = [dense; sparse_1..S] ``[B, S + 1, D]``, the lower triangle of T T^T (strict
+    unless self_interaction) in row-major order (pairs (i, j), j < i, by i then j), after ``dense`` when
+    concat_dense. Computes the full ``[B, S + 1, S + 1]`` product with bmm and gathers the triangle, like DLRM."""
+    t = torch.cat([dense.unsqueeze(1), sparse], dim=1)
+    gram = torch.bmm(t, t.transpose(1, 2))
+    rows, cols = torch.tril_indices(t.shape[1], t.shape[1], offset=0 if self_interaction else -1, device=t.device)
+    triangle = gram[:, rows, cols]
+    return torch.cat([dense, triangle], dim=1) if concat_dense else triangle
+
+
+def sparse_fm(values: Tensor, col_indices: Tensor, row_offsets: Tensor, w0: Tensor, w: Tensor, v: Tensor) -> Tensor:
+    """libFM's model over a CSR batch: ``y_r = w0 + sum_i w_i x_i + 0.5 * sum_k((sum_i v_ik x_i)^2 - sum_i v_ik^2
+    x_i^2)`` over the nonzeros x_i of row r. Gradients of ``w`` and ``v`` are sparse COO (touched rows only)."""
+    rows = torch.repeat_interleave(
+        torch.arange(row_offsets.numel() - 1, device=values.device), row_offsets[1:] - row_offsets[:-1]
+    )
+    cols = col_indices.long()
+    batch = row_offsets.numel() - 1
+    x = v[cols] * values.unsqueeze(1)
+    linear = values.new_zeros(batch).index_add(0, rows, w[cols] * values)
+    sums = values.new_zeros(batch, v.shape[1]).index_add(0, rows, x)
+    squares = values.new_zeros(batch, v.shape[1]).index_add(0, rows, x * x)
+    return w0 + linear + 0.5 * (sums * sums - squares).sum(dim=1)
 
 
 def embedding_bag(
