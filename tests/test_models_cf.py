@@ -7,6 +7,7 @@ import numpy as np
 import pytest
 import scipy.sparse as sp
 import torch
+from torch import nn
 
 from fastrec.data import Interactions
 from fastrec.models.cf import (
@@ -63,7 +64,7 @@ def ratings():
 
 
 def _hit_rate(model: Recommender, held: np.ndarray, k: int = 5) -> float:
-    top, _ = model.recommend(np.arange(N_USERS), k)
+    _, top = model.recommend(np.arange(N_USERS), k)
     return float(np.mean([held[u] in top[u].tolist() for u in range(N_USERS)]))
 
 
@@ -79,7 +80,7 @@ def _check_common(model: Recommender, tmp_path, train: Interactions) -> None:
     assert full.shape == (4, N_ITEMS)
     items = torch.tensor([[0, 5, 39], [1, 2, 3], [10, 20, 30], [39, 38, 0]])
     torch.testing.assert_close(model.score(users, items), full.gather(1, items), rtol=1e-4, atol=1e-4)
-    top, scores = model.recommend(users, 10)
+    scores, top = model.recommend(users, 10)
     seen = train.to_scipy()
     for r, u in enumerate(users):
         assert not set(top[r].tolist()) & set(seen[u].indices.tolist())
@@ -89,7 +90,7 @@ def _check_common(model: Recommender, tmp_path, train: Interactions) -> None:
     loaded = load_model(path)
     assert type(loaded) is type(model)
     assert torch.equal(loaded.score_all(users), full)
-    assert torch.equal(type(model).load(path).recommend(users, 10)[0], top)
+    assert torch.equal(type(model).load(path).recommend(users, 10)[1], top)
     with pytest.raises(IndexError, match="outside"):
         model.score_all([N_USERS])
     with pytest.raises(ValueError, match="k must"):
@@ -171,9 +172,9 @@ def test_two_tower_index_matches_exact(implicit):
     train, _ = implicit
     model = TwoTower(N_USERS, N_ITEMS, 8).fit(train, epochs=3, **FAST)
     users = np.arange(10)
-    exact_items, exact_scores = model.recommend(users, 5)
+    exact_scores, exact_items = model.recommend(users, 5)
     for kind in ("exact", "flat"):
-        items, scores = model.recommend(users, 5, index=model.build_index(kind))
+        scores, items = model.recommend(users, 5, index=model.build_index(kind))
         torch.testing.assert_close(scores, exact_scores, rtol=1e-5, atol=1e-5)
         assert (items == exact_items).float().mean() > 0.95  # ties may swap
 
@@ -182,10 +183,10 @@ def test_recommend_pads_when_items_run_out(implicit):
     train, _ = implicit
     model = MF(N_USERS, N_ITEMS, 4).fit(train, loss="bpr", epochs=1, **FAST)
     n_seen = int(train.user_degrees()[0])
-    items, scores = model.recommend([0], N_ITEMS)
+    scores, items = model.recommend([0], N_ITEMS)
     assert (items[0, N_ITEMS - n_seen:] == -1).all() and torch.isneginf(scores[0, N_ITEMS - n_seen:]).all()
     assert (items[0, : N_ITEMS - n_seen] >= 0).all()
-    assert model.recommend([0], 3, exclude_seen=False)[0].shape == (1, 3)
+    assert model.recommend([0], 3, exclude_seen=False)[1].shape == (1, 3)
 
 
 def test_bad_arguments(implicit):
@@ -234,3 +235,44 @@ def test_knn_matches_surprise(ratings):
         expected = np.array([algo.predict(u, i, clip=False).est for u, i in zip(test[0][:200], test[1][:200])])
         got = KNN(N_USERS, N_ITEMS, **ours).fit(train, **FAST).score(test[0][:200], test[1][:200]).numpy()
         np.testing.assert_allclose(got, expected, rtol=1e-4, atol=1e-4, err_msg=str(ours))
+
+
+def test_two_stage_ranks_the_retrievers_candidates(implicit, tmp_path):
+    from fastrec.models.cf import TwoStage
+
+    train, held = implicit
+    retriever = TwoTower(N_USERS, N_ITEMS, 8, temperature=0.1, lr=0.1).fit(train, epochs=10, **FAST)
+    ranker = MF(N_USERS, N_ITEMS, 8, biases=False, optimizer="adagrad", lr=0.1).fit(
+        train, loss="bpr", epochs=20, batch_size=64, **FAST)
+    pipe = TwoStage(retriever, ranker, n_candidates=12)
+    users = np.arange(N_USERS)
+    scores, items = pipe.recommend(users, 5)
+    _, cands = retriever.recommend(users, 12)
+    for u in range(N_USERS):
+        assert set(items[u].tolist()) <= set(cands[u].tolist())
+        expected = ranker.score(np.full(12, u), cands[u]).topk(5).values
+        torch.testing.assert_close(scores[u], expected)
+    assert np.mean([held[u] in items[u].tolist() for u in users]) > 0.6
+    pipe.save(tmp_path / "pipe")
+    again = TwoStage.load(tmp_path / "pipe")
+    assert torch.equal(again.recommend(users, 5)[1], items)
+    with pytest.raises(ValueError, match="n_candidates"):
+        pipe.recommend(users, 13)
+    with pytest.raises(ValueError, match="features"):
+        TwoStage(retriever, nn.Linear(2, 1))
+
+
+def test_two_stage_with_a_feature_model(implicit):
+    from fastrec.models.cf import TwoStage
+
+    train, _ = implicit
+    retriever = MF(N_USERS, N_ITEMS, 8, biases=False).fit(train, loss="bpr", epochs=2, **FAST)
+
+    class ItemPrior(nn.Module):  # a "CTR model" that prefers low item ids
+        def forward(self, batch):
+            return -batch["item"].float()
+
+    pipe = TwoStage(retriever, ItemPrior(), n_candidates=10, features=lambda u, i: {"user": u, "item": i})
+    scores, items = pipe.recommend([0, 1], 3)
+    _, cands = retriever.recommend([0, 1], 10)
+    assert torch.equal(items, cands.sort(dim=1).values[:, :3])

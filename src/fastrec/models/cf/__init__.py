@@ -8,7 +8,8 @@ from fastrec.models.cf.base import Recommender, load_model
 from fastrec.models.cf.knn import KNN, baselines_als
 from fastrec.models.cf.mf import MF, FMRatings
 from fastrec.models.cf.ncf import NCF
+from fastrec.models.cf.pipeline import TwoStage
 from fastrec.models.cf.two_tower import TwoTower
 
 __all__ = ["CDAE", "KNN", "MF", "NCF", "AutoRec", "DeepRec", "FMRatings", "MultDAE", "MultVAE", "Recommender",
-           "TwoTower", "baselines_als", "load_model"]
+           "TwoStage", "TwoTower", "baselines_als", "load_model"]

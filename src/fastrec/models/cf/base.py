@@ -265,7 +265,8 @@ class Recommender(nn.Module):
     @torch.no_grad()
     def recommend(self, users: Any, k: int = 10, exclude_seen: bool = True, block_size: int = 1024
                   ) -> tuple[Tensor, Tensor]:
-        """Top-``k`` items per user: ``(items int64 [B, k], scores float32 [B, k])``, best first. With
+        """Top-``k`` items per user: ``(scores float32 [B, k], items int64 [B, k])``, best first (the order of
+        :meth:`fastrec.retrieval.Index.search` and ``fastrec.linear.EASE.recommend``). With
         ``exclude_seen`` the user's training items (from ``fit``) are never returned; where fewer than k items are
         left the row is padded with item -1 and score -inf."""
         u = as_user_tensor(users, self.n_users)
@@ -289,7 +290,7 @@ class Recommender(nn.Module):
                 scores.append(v)
         finally:
             self.train(was_training)
-        return torch.cat(items), torch.cat(scores)
+        return torch.cat(scores), torch.cat(items)
 
     def set_seen(self, seen: Interactions | sp.spmatrix | None) -> None:
         """The interactions :meth:`recommend` excludes (``fit`` sets the training data)."""

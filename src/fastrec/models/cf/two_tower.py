@@ -207,7 +207,7 @@ class TwoTower(Recommender):
         if exclude_seen and self.seen is None:
             raise RuntimeError("exclude_seen=True needs the training interactions: call fit() first")
         scores, ids = index.search(self.user_vectors(u), k, exclude=self.seen[u.numpy()] if exclude_seen else None)
-        return ids, scores
+        return scores, ids
 
     # ---- training ----
     def fit(
