@@ -100,9 +100,10 @@ class GRU4Rec(SequentialRecommender):
         self.sample_alpha, self.bpreg = float(sample_alpha), float(bpreg)
         with torch.random.fork_rng():
             torch.manual_seed(seed)
-            self.item_emb = nn.Embedding(n_items, dim)
+            # sparse gradients: a step touches a batch's items and samples, not the catalog (lazy Adam in fit)
+            self.item_emb = nn.Embedding(n_items, dim, sparse=True)
             self.gru = nn.GRU(dim, hidden, batch_first=True)
-            self.out_emb = nn.Embedding(n_items, hidden)
+            self.out_emb = nn.Embedding(n_items, hidden, sparse=True)
             self.out_bias = nn.Parameter(torch.zeros(n_items))
             self.drop = nn.Dropout(dropout)
             for p in (self.item_emb.weight, self.out_emb.weight):
