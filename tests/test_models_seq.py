@@ -6,6 +6,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import torch
+from conftest import CUDA
 
 from fastrec import data
 from fastrec.models import seq
@@ -287,3 +288,22 @@ def test_models_learn_a_deterministic_sequence(cls, kw, fit_kw, hr1, tmp_path):
     got = seq.full_evaluator(test, ks=(1, 5), metrics=("hr",))(model)
     assert got["hr@1"] > hr1 and got["hr@5"] > 0.95
     assert torch.equal(seq.load(tmp_path / "best.pt").full_scores([[1, 2]]), model.full_scores([[1, 2]]))
+
+
+@CUDA
+@pytest.mark.parametrize("cls,kw", MODELS, ids=IDS)
+def test_cuda_matches_cpu(cls, kw):
+    """The same weights give the same scores and recommendations on a GPU; a short fit runs there."""
+    model = cls(N_ITEMS, **kw)
+    hs = histories()
+    other = cls(N_ITEMS, **kw).to("cuda")
+    other.load_state_dict(model.state_dict())
+    torch.testing.assert_close(other.full_scores(hs).cpu(), model.full_scores(hs), rtol=1e-4, atol=1e-4)
+    torch.testing.assert_close(other.score(hs, torch.arange(5)).cpu(), model.score(hs, torch.arange(5)),
+                               rtol=1e-4, atol=1e-4)
+    assert other.recommend(hs, k=3)[1].device.type == "cuda"
+    s = data.leave_one_out(synthetic_interactions())
+    valid, _ = seq.leave_one_out_cases(s.train, s.valid, s.test)
+    res = other.fit(s.train, valid=seq.full_evaluator(valid, ks=5, metrics=("hr",)), monitor="hr@5", epochs=2,
+                    batch_size=16, progress=False)
+    assert len(res.history) == 2 and np.isfinite(res.history[-1]["loss"])
