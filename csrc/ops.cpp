@@ -44,6 +44,11 @@ TORCH_LIBRARY(fastrec, m) {
   m.def(
       "embedding_bag_backward_sparse(Tensor grad_output, int[] table_layout, int[] feature_tables, "
       "Tensor indices, Tensor offsets, Tensor? per_sample_weights) -> (Tensor, Tensor)");
+  // Gradient with respect to per_sample_weights: for index i of bag (f, b), <grad_output[b, cols of f], row of i>,
+  // divided by the bag's length under mean pooling. float32 [len(indices)].
+  m.def(
+      "embedding_bag_backward_per_sample_weights(Tensor grad_output, Tensor weights, int[] table_layout, "
+      "int[] feature_tables, Tensor indices, Tensor offsets) -> Tensor");
   // Fused sparse optimizer step, in place on weights and optimizer state (optimizer: 0 SGD, 1 Adagrad,
   // 2 row-wise Adagrad, 3 Adam; state1/state2 empty where the optimizer keeps none).
   m.def(

@@ -88,6 +88,42 @@ def test_forward_and_sparse_gradient_match_reference(case, weighted, index_dtype
     torch.testing.assert_close(grad.to_dense(), expected_grad, rtol=1e-5, atol=1e-5)
 
 
+@pytest.mark.parametrize("device", DEVICES)
+@pytest.mark.parametrize("case", [0, 2, 3])
+def test_per_sample_weights_gradient_matches_reference(case, device):
+    tables, feature_tables, batch, max_len = CASES[case]
+    layout, elements, _ = make_layout(tables)
+    weights = _weights(0, elements, False, torch.float32).to(device).requires_grad_()
+    ft = list(feature_tables)
+    indices, offsets, psw = make_batch(tables, feature_tables, batch, max_len, seed=case, weighted=True)
+    indices, offsets, psw = indices.to(device), offsets.to(device), psw.to(device).requires_grad_()
+    out = ops.embedding_bag(weights, layout, ft, indices, offsets, psw)
+    grad_out = torch.randn_like(out)
+    grads = torch.autograd.grad(out, (weights, psw), grad_out)
+    w64, psw64 = weights.detach().double().requires_grad_(), psw.detach().double().requires_grad_()
+    expected = torch.autograd.grad(reference.embedding_bag(w64, layout, ft, indices, offsets, psw64), (w64, psw64),
+                                   grad_out.double())
+    torch.testing.assert_close(grads[0].to_dense().double(), expected[0], rtol=1e-5, atol=1e-5)
+    torch.testing.assert_close(grads[1].double(), expected[1], rtol=1e-5, atol=1e-5)
+
+
+def test_per_sample_weights_gradient_with_fused_optimizer_uses_rows_before_the_update():
+    collection = EmbeddingBagCollection([TableConfig("tags", 12, 8, ("tags",), pooling="mean")],
+                                        optimizer=FusedSGD(lr=0.5))
+    before = collection.weight.detach().clone()
+    values, lengths = torch.tensor([1, 1, 3, 7]), torch.tensor([3, 0, 1])
+    weights = torch.rand(4, requires_grad=True)
+    out = collection(KeyedJagged(["tags"], values, lengths=lengths, weights=weights), concat=True)
+    grad_out = torch.randn_like(out)
+    out.backward(grad_out)
+    plain = EmbeddingBagCollection([TableConfig("tags", 12, 8, ("tags",), pooling="mean")])
+    plain.weight.data.copy_(before)
+    w = weights.detach().clone().requires_grad_()
+    plain(KeyedJagged(["tags"], values, lengths=lengths, weights=w), concat=True).backward(grad_out)
+    torch.testing.assert_close(weights.grad, w.grad)
+    assert not torch.equal(collection.weight, before)  # and the rows were updated
+
+
 @pytest.mark.parametrize("dtype", [torch.float16, torch.bfloat16])
 def test_half_precision_weights_accumulate_in_float32(dtype):
     tables, feature_tables, batch, max_len = CASES[0]
@@ -125,6 +161,8 @@ def test_opcheck():
     torch.library.opcheck(torch.ops.fastrec.embedding_bag_forward.default, (weights, layout, ft, indices, offsets, psw))
     torch.library.opcheck(torch.ops.fastrec.embedding_bag_forward.default, (weights, layout, ft, indices, offsets, None))
     grad = torch.randn(batch, 48)
+    torch.library.opcheck(torch.ops.fastrec.embedding_bag_backward_per_sample_weights.default,
+                          (grad, weights.detach(), layout, ft, indices, offsets))
     state = torch.zeros(total_rows)
     torch.library.opcheck(
         torch.ops.fastrec.embedding_bag_backward_fused.default,
@@ -375,9 +413,6 @@ def test_module_errors_name_the_feature():
         KeyedJagged(["a"], torch.tensor([1]), lengths=torch.tensor([2, -1]))
     with pytest.raises(ValueError, match="give exactly one of lengths and offsets"):
         KeyedJagged(["a"], torch.tensor([1]))
-    with pytest.raises(NotImplementedError, match="per_sample_weights"):
-        weights = torch.ones(1, requires_grad=True)
-        collection(KeyedJagged(["items"], torch.tensor([1]), lengths=torch.tensor([1]), weights=weights))
 
 
 # ---- the nn.EmbeddingBag drop-in ----

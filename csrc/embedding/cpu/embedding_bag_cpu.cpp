@@ -20,6 +20,7 @@
 #include <tuple>
 
 #include "common/parallel.h"
+#include "common/reusable_buffer.h"
 #include "embedding/embedding_bag.h"
 
 namespace fastrec::embedding {
@@ -343,13 +344,60 @@ at::Tensor embedding_bag_forward_cpu(const at::Tensor& weights, c10::IntArrayRef
                                      const at::Tensor& offsets, const std::optional<at::Tensor>& per_sample_weights) {
   const Inputs in =
       prepare("embedding_bag_forward", &weights, table_layout, feature_tables, indices, offsets, per_sample_weights);
-  at::Tensor out = at::empty({in.layout.batch, in.layout.output_width}, weights.options().dtype(at::kFloat));
+  // Every element of the output is written: into the previous call's memory when nothing holds it any more (a
+  // fresh [B, sum D] buffer is a new mapping whose page faults cost as much as the lookups at pooling 1).
+  static ReusableBuffer output_buffer;
+  at::Tensor out = output_buffer.get({in.layout.batch, in.layout.output_width}, weights.options().dtype(at::kFloat));
   AT_DISPATCH_FLOATING_TYPES_AND2(at::kHalf, at::kBFloat16, weights.scalar_type(), "embedding_bag_forward", [&] {
     using weight_t = scalar_t;
     AT_DISPATCH_INDEX_TYPES(in.indices.scalar_type(), "embedding_bag_forward", [&] {
       forward_kernel<weight_t, index_t>(in.layout, weights.const_data_ptr<weight_t>(),
                                         in.indices.const_data_ptr<index_t>(), in.offsets.const_data_ptr<index_t>(),
                                         in.per_sample_weights, out.mutable_data_ptr<float>());
+    });
+  });
+  return out;
+}
+
+template <typename weight_t>
+inline float dot_row(const float* __restrict__ y, const weight_t* __restrict__ row, int64_t dim) {
+  float dot = 0.f;
+#pragma omp simd reduction(+ : dot)
+  for (int64_t k = 0; k < dim; ++k) dot += y[k] * static_cast<float>(row[k]);
+  return dot;
+}
+
+at::Tensor embedding_bag_backward_per_sample_weights_cpu(const at::Tensor& grad_output, const at::Tensor& weights,
+                                                         c10::IntArrayRef table_layout, c10::IntArrayRef feature_tables,
+                                                         const at::Tensor& indices, const at::Tensor& offsets) {
+  static constexpr const char* op = "embedding_bag_backward_per_sample_weights";
+  const Inputs in = prepare(op, &weights, table_layout, feature_tables, indices, offsets, std::nullopt);
+  check_grad_output(op, grad_output, in.layout);
+  const at::Tensor grad = grad_output.contiguous();
+  at::Tensor out = at::empty({indices.numel()}, grad.options());
+  const int64_t B = in.layout.batch, num_bags = int64_t(in.layout.features.size()) * B;
+  AT_DISPATCH_FLOATING_TYPES_AND2(at::kHalf, at::kBFloat16, weights.scalar_type(), op, [&] {
+    using weight_t = scalar_t;
+    AT_DISPATCH_INDEX_TYPES(in.indices.scalar_type(), op, [&] {
+      const weight_t* w = weights.const_data_ptr<weight_t>();
+      const index_t* idx = in.indices.const_data_ptr<index_t>();
+      const index_t* off = in.offsets.const_data_ptr<index_t>();
+      const float* go = grad.const_data_ptr<float>();
+      float* result = out.mutable_data_ptr<float>();
+      parallel_for_chunks(num_bags, 256, [&](int64_t begin, int64_t end) {
+        for (int64_t g = begin; g < end; ++g) {
+          const int64_t f = g / B;
+          const Feature& feat = in.layout.features[f];
+          const float* __restrict__ y = go + (g - f * B) * in.layout.output_width + feat.column;
+          const int64_t start = off[g], stop = off[g + 1];
+          const float scale = (feat.mean && stop > start) ? 1.f / float(stop - start) : 1.f;
+          for (int64_t i = start; i < stop; ++i) {
+            const int64_t id = idx[i];
+            if (id < 0 || id >= feat.num_rows) throw_out_of_range(f, feat, i, id);
+            result[i] = dot_row(y, w + feat.weight_offset + id * feat.dim, feat.dim) * scale;
+          }
+        }
+      });
     });
   });
   return out;
@@ -447,6 +495,7 @@ void embedding_bag_backward_fused_cpu(const at::Tensor& grad_output, at::Tensor&
 TORCH_LIBRARY_IMPL(fastrec, CPU, m) {
   m.impl("embedding_bag_forward", &embedding_bag_forward_cpu);
   m.impl("embedding_bag_backward_sparse", &embedding_bag_backward_sparse_cpu);
+  m.impl("embedding_bag_backward_per_sample_weights", &embedding_bag_backward_per_sample_weights_cpu);
   m.impl("embedding_bag_backward_fused", &embedding_bag_backward_fused_cpu);
 }
 

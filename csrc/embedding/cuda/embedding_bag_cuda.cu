@@ -177,6 +177,36 @@ at::Tensor embedding_bag_forward_cuda(const at::Tensor& weights, c10::IntArrayRe
 // ---------------------------------------------------------------------------------------------------------------
 // Backward
 // ---------------------------------------------------------------------------------------------------------------
+// Gradient with respect to per_sample_weights: one warp per bag, the lanes split each row's dot product.
+template <typename weight_t, typename index_t>
+__global__ void per_sample_weights_kernel(const weight_t* __restrict__ weights,
+                                          const DeviceFeature* __restrict__ features,
+                                          const index_t* __restrict__ indices, const index_t* __restrict__ offsets,
+                                          const float* __restrict__ grad_output, int64_t batch, int64_t num_bags,
+                                          int64_t num_indices, int64_t output_width, float* __restrict__ out,
+                                          unsigned long long* error) {
+  const int64_t g = int64_t(blockIdx.x) * kWarpsPerBlock + threadIdx.x / kWarp;
+  const int lane = threadIdx.x % kWarp;
+  if (g >= num_bags) return;
+  const DeviceFeature feat = features[g / batch];
+  int64_t start, end;
+  if (!bag_bounds(offsets, g, num_bags, num_indices, start, end, error)) return;
+  const float* y = grad_output + (g % batch) * output_width + feat.column;
+  const float scale = (feat.mean && end > start) ? 1.f / float(end - start) : 1.f;
+  for (int64_t i = start; i < end; ++i) {
+    const int64_t id = indices[i];
+    if (id < 0 || id >= feat.num_rows) {
+      if (lane == 0) atomicMin(error, static_cast<unsigned long long>(i));
+      continue;
+    }
+    const weight_t* row = weights + feat.weight_offset + id * feat.dim;
+    float dot = 0.f;
+    for (int64_t k = lane; k < feat.dim; k += kWarp) dot += y[k] * static_cast<float>(row[k]);
+    for (int offset = kWarp / 2; offset > 0; offset /= 2) dot += __shfl_xor_sync(0xffffffffu, dot, offset);
+    if (lane == 0) out[i] = dot * scale;
+  }
+}
+
 // One warp per bag: checks its ids and writes one key per occurrence, and the bag's gradient offset and scale.
 template <typename index_t>
 __global__ void key_kernel(const DeviceFeature* __restrict__ features, const index_t* __restrict__ indices,
@@ -429,6 +459,36 @@ std::tuple<at::Tensor, at::Tensor> embedding_bag_backward_sparse_cuda(
   return {s.rows, grads.values};
 }
 
+at::Tensor embedding_bag_backward_per_sample_weights_cuda(const at::Tensor& grad_output, const at::Tensor& weights,
+                                                          c10::IntArrayRef table_layout,
+                                                          c10::IntArrayRef feature_tables, const at::Tensor& indices,
+                                                          const at::Tensor& offsets) {
+  static constexpr const char* op = "embedding_bag_backward_per_sample_weights";
+  check_weights(op, weights);
+  const c10::cuda::CUDAGuard guard(weights.device());
+  const BackwardInputs in =
+      prepare_backward(op, grad_output, weights.numel(), table_layout, feature_tables, indices, offsets, std::nullopt);
+  at::Tensor out = at::empty({indices.numel()}, in.grad.options());
+  const int64_t num_bags = int64_t(in.layout.features.size()) * in.layout.batch;
+  if (num_bags == 0) return out;
+  const at::Tensor features = to_device(device_features(in.layout), weights);
+  ErrorFlags error(in.indices);
+  AT_DISPATCH_FLOATING_TYPES_AND2(at::kHalf, at::kBFloat16, weights.scalar_type(), op, [&] {
+    using weight_t = scalar_t;
+    AT_DISPATCH_INDEX_TYPES(in.indices.scalar_type(), op, [&] {
+      per_sample_weights_kernel<weight_t, index_t><<<blocks_for(num_bags), kWarp * kWarpsPerBlock, 0,
+                                                     c10::cuda::getCurrentCUDAStream()>>>(
+          weights.const_data_ptr<weight_t>(), reinterpret_cast<const DeviceFeature*>(features.const_data_ptr<int64_t>()),
+          in.indices.const_data_ptr<index_t>(), in.offsets.const_data_ptr<index_t>(), in.grad.const_data_ptr<float>(),
+          in.layout.batch, num_bags, in.indices.numel(), in.layout.output_width, out.mutable_data_ptr<float>(),
+          error.data());
+      C10_CUDA_KERNEL_LAUNCH_CHECK();
+      raise_on_error<index_t>(error, in.layout, in.indices, in.offsets);
+    });
+  });
+  return out;
+}
+
 void embedding_bag_backward_fused_cuda(const at::Tensor& grad_output, at::Tensor& weights, at::Tensor& state1,
                                        at::Tensor& state2, c10::IntArrayRef table_layout,
                                        c10::IntArrayRef feature_tables, const at::Tensor& indices,
@@ -474,6 +534,7 @@ void embedding_bag_backward_fused_cuda(const at::Tensor& grad_output, at::Tensor
 TORCH_LIBRARY_IMPL(fastrec, CUDA, m) {
   m.impl("embedding_bag_forward", &embedding_bag_forward_cuda);
   m.impl("embedding_bag_backward_sparse", &embedding_bag_backward_sparse_cuda);
+  m.impl("embedding_bag_backward_per_sample_weights", &embedding_bag_backward_per_sample_weights_cuda);
   m.impl("embedding_bag_backward_fused", &embedding_bag_backward_fused_cuda);
 }
 
