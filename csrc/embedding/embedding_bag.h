@@ -148,6 +148,29 @@ struct OptimizerParams {
                              (1.0 - std::pow(beta1, double(step))))) {}
 };
 
+// The optimizer code of embedding_bag_backward_fused, checked.
+inline Optimizer optimizer_kind(const char* op, int64_t optimizer) {
+  TORCH_CHECK_VALUE(optimizer >= 0 && optimizer <= int64_t(Optimizer::Adam), op,
+                    ": optimizer must be 0 (SGD), 1 (Adagrad), 2 (row-wise Adagrad) or 3 (Adam), got ", optimizer);
+  return Optimizer(optimizer);
+}
+
+// Checks the optimizer state the fused step updates: state1 holds Adagrad's sums (one per weight), row-wise
+// Adagrad's (one per row) or Adam's first moments; state2 Adam's second moments; unused states are empty.
+inline void check_optimizer_state(const char* op, Optimizer kind, const at::Tensor& weights, const at::Tensor& state1,
+                                  const at::Tensor& state2, int64_t total_rows, int64_t step) {
+  auto check = [&](const at::Tensor& state, const char* name, int64_t expected) {
+    TORCH_CHECK_VALUE(state.scalar_type() == at::kFloat && state.is_contiguous() && state.numel() == expected &&
+                          state.device() == weights.device(),
+                      op, ": ", name, " must be a contiguous float32 tensor of ", expected,
+                      " elements on the weights' device, got ", state.scalar_type(), " of ", state.numel());
+  };
+  check(state1, "state1",
+        kind == Optimizer::SGD ? 0 : kind == Optimizer::RowWiseAdagrad ? total_rows : weights.numel());
+  check(state2, "state2", kind == Optimizer::Adam ? weights.numel() : 0);
+  TORCH_CHECK_VALUE(kind != Optimizer::Adam || step >= 1, op, ": Adam's step must be >= 1, got ", step);
+}
+
 // Each returns the updated weight from the weight w and the aggregated gradient g (weight decay added here).
 FASTREC_HOST_DEVICE float sgd_update(const OptimizerParams& p, float w, float g) {
   return w - p.lr * (g + p.weight_decay * w);

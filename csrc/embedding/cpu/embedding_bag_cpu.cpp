@@ -443,22 +443,10 @@ void embedding_bag_backward_fused_cpu(const at::Tensor& grad_output, at::Tensor&
                                       int64_t optimizer, double lr, double eps, double beta1,
                                       double beta2, double weight_decay, int64_t step) {
   static constexpr const char* op = "embedding_bag_backward_fused";
-  TORCH_CHECK_VALUE(optimizer >= 0 && optimizer <= int64_t(Optimizer::Adam), op,
-                    ": optimizer must be 0 (SGD), 1 (Adagrad), 2 (row-wise Adagrad) or 3 (Adam), got ", optimizer);
+  const Optimizer kind = optimizer_kind(op, optimizer);
   const Inputs in = prepare(op, &weights, table_layout, feature_tables, indices, offsets, per_sample_weights);
   check_grad_output(op, grad_output, in.layout);
-  const auto kind = Optimizer(optimizer);
-  const int64_t elementwise = weights.numel();
-  auto check_state = [&](const at::Tensor& state, const char* name, int64_t expected) {
-    TORCH_CHECK_VALUE(state.scalar_type() == at::kFloat && state.is_contiguous() && state.numel() == expected &&
-                          state.device() == weights.device(),
-                      op, ": ", name, " must be a contiguous float32 tensor of ", expected,
-                      " elements on the weights' device, got ", state.scalar_type(), " of ", state.numel());
-  };
-  check_state(state1, "state1",
-              kind == Optimizer::SGD ? 0 : kind == Optimizer::RowWiseAdagrad ? in.layout.total_rows : elementwise);
-  check_state(state2, "state2", kind == Optimizer::Adam ? elementwise : 0);
-  TORCH_CHECK_VALUE(kind != Optimizer::Adam || step >= 1, op, ": Adam's step must be >= 1, got ", step);
+  check_optimizer_state(op, kind, weights, state1, state2, in.layout.total_rows, step);
   const OptimizerParams params(kind, lr, eps, beta1, beta2, weight_decay, step);
   const at::Tensor grad = grad_output.contiguous();
   float* s1 = state1.numel() ? state1.mutable_data_ptr<float>() : nullptr;
