@@ -74,8 +74,9 @@ CIN_CONFIGS = [  # (batch, fields, dim, layer_sizes, split_half, activation)
 ]
 
 
+@pytest.mark.parametrize("device", DEVICES)
 @pytest.mark.parametrize("config", CIN_CONFIGS, ids=str)
-def test_cin_matches_definition_and_reference(config):
+def test_cin_matches_definition_and_reference(config, device):
     batch, fields, dim, sizes, split_half, activation = config
     torch.manual_seed(0)
     cin = fastrec.nn.CIN(fields, dim, sizes, split_half, activation).double()
@@ -84,8 +85,10 @@ def test_cin_matches_definition_and_reference(config):
             b.normal_()
     x = _randn(batch, fields, dim)
     expected = cin_brute_force(x, cin.weights, cin.biases, split_half, activation)
+    cin.to(device)
+    x = x.to(device)
     assert cin(x).shape == (batch, cin.output_dim)
-    torch.testing.assert_close(cin(x), expected)
+    torch.testing.assert_close(cin(x).cpu(), expected)
     params = list(cin.weights) + list(cin.biases)
     _assert_same_values_and_grads(
         lambda x, *p: torch.func.functional_call(cin, dict(zip(_cin_names(cin), p)), (x,)),
@@ -321,14 +324,16 @@ def dense_fm(values, cols, offsets, w0, w, v):
     return w0 + x @ w + 0.5 * ((x @ v) ** 2 - (x * x) @ (v * v)).sum(1)
 
 
+@pytest.mark.parametrize("device", DEVICES)
 @pytest.mark.parametrize("dtype", [torch.float64, torch.float32])
-def test_sparse_fm_matches_dense_fm(dtype):
+def test_sparse_fm_matches_dense_fm(device, dtype):
     for batch, num_features, max_nnz, k in [(8, 20, 6, 4), (5, 3, 3, 1), (0, 4, 2, 3), (6, 50, 0, 2), (17, 9, 9, 16)]:
         values, cols, offsets = make_csr(batch, num_features, max_nnz, dtype)
         w0, w, v = _randn(1, dtype=dtype), _randn(num_features, dtype=dtype, seed=1), _randn(num_features, k,
                                                                                               dtype=dtype, seed=2)
+        on = [t.to(device) for t in (values, cols, offsets)]
         _assert_same_values_and_grads(
-            lambda w0, w, v: ops.sparse_fm(values, cols, offsets, w0, w, v),
+            lambda w0, w, v: ops.sparse_fm(*on, w0.to(device), w.to(device), v.to(device)).cpu(),
             lambda w0, w, v: dense_fm(values, cols, offsets, w0, w, v),
             [w0, w, v],
             TOLERANCES[dtype],

@@ -29,7 +29,7 @@ FASTREC_HOST_DEVICE int64_t lower_pair(int64_t i, int64_t j, bool self_interacti
   return self_interaction ? i * (i + 1) / 2 + j : i * (i - 1) / 2 + j;
 }
 
-inline int64_t num_dot_pairs(int64_t rows, bool self_interaction) {
+FASTREC_HOST_DEVICE int64_t num_dot_pairs(int64_t rows, bool self_interaction) {
   return self_interaction ? rows * (rows + 1) / 2 : rows * (rows - 1) / 2;
 }
 
