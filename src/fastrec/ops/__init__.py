@@ -10,7 +10,15 @@ from fastrec.ops.embedding import (
     with_dense_gradient,
 )
 from fastrec.ops.fm import fm_interaction
-from fastrec.ops.linear import csr_topk_dense, csr_topk_sparse, ease_dense_, gram_dense, gram_sparse
+from fastrec.ops.linear import (
+    csr_topk_dense,
+    csr_topk_sparse,
+    ease_dense_,
+    gram_dense,
+    gram_sparse,
+    incomplete_ldl,
+    unit_lower_inverse,
+)
 
 __all__ = [
     "FusedUpdate",
@@ -22,7 +30,9 @@ __all__ = [
     "fm_interaction",
     "gram_dense",
     "gram_sparse",
+    "incomplete_ldl",
     "reference",
     "sparse_weight_grad",
+    "unit_lower_inverse",
     "with_dense_gradient",
 ]
