@@ -61,7 +61,7 @@ TORCH_LIBRARY(fastrec, m) {
   // G = X^T X as a dense symmetric [n_items, n_items] matrix of `dtype`.
   m.def("gram_dense(Tensor indptr, Tensor indices, Tensor? values, int n_items, ScalarType dtype) -> Tensor");
   // G = X^T X as CSR (indptr, indices, values): row i keeps g_ii and the off-diagonal g_ij != 0 with
-  // |g_ij| >= threshold, at most top_m of them (the largest; 0: no limit).
+  // |g_ij| >= threshold, at most top_m of them (the largest |g_ij|; 0: no limit).
   m.def(
       "gram_sparse(Tensor indptr, Tensor indices, Tensor? values, int n_items, float threshold, int top_m, "
       "ScalarType dtype) -> (Tensor, Tensor, Tensor)");
@@ -76,6 +76,17 @@ TORCH_LIBRARY(fastrec, m) {
   m.def(
       "csr_topk_sparse(Tensor w_indptr, Tensor w_indices, Tensor w_values, Tensor indptr, Tensor indices, "
       "Tensor? values, int k, bool exclude_seen) -> (Tensor, Tensor)");
+  // Incomplete LDL^T of a symmetric matrix given by its lower triangle in CSC (float64, rows sorted, diagonal
+  // first): (L strictly lower in CSC: indptr, indices, values; d). Per column, at most max_col_nnz entries of L,
+  // those with |w_ik| >= drop_tol * sqrt(d_k a_ii).
+  m.def(
+      "incomplete_ldl(Tensor indptr, Tensor indices, Tensor values, int max_col_nnz, float drop_tol) "
+      "-> (Tensor, Tensor, Tensor, Tensor)");
+  // W = D^-1/2 L^-1 (approximately, sparse) for L unit lower triangular given by its strictly lower part in CSC:
+  // returned as CSR (rows r, columns j <= r) with at most max_col_nnz entries per column and max_row_nnz per row.
+  m.def(
+      "unit_lower_inverse(Tensor indptr, Tensor indices, Tensor values, Tensor d, int max_col_nnz, "
+      "int max_row_nnz, float drop_tol) -> (Tensor, Tensor, Tensor)");
 }
 
 // `import fastrec._C` only has to run the registrations above: the module itself is empty (no pybind11).

@@ -225,3 +225,82 @@ def test_opcheck():
                           (*csr_tensors(ws)[:2], torch.from_numpy(ws.data), *x, 5, True))
     g = torch.from_numpy(np.ascontiguousarray((m.T @ m).toarray()))
     torch.library.opcheck(torch.ops.fastrec.ease_dense_.default, (g, 1.0))
+
+
+def spd_lower(n: int, seed: int):
+    """The lower triangle (CSC, float64) of a sparse symmetric positive definite matrix, and the dense matrix."""
+    rng = np.random.default_rng(seed)
+    a = rng.random((n, n)) * (rng.random((n, n)) < 0.15)
+    a = a @ a.T + 2 * np.eye(n)
+    low = sp.tril(sp.csr_matrix(a)).tocsc()
+    low.sort_indices()
+    return (torch.from_numpy(low.indptr.astype(np.int64)), torch.from_numpy(low.indices.astype(np.int32)),
+            torch.from_numpy(low.data)), a
+
+
+def assert_same_csr(got, expect, atol=1e-12):
+    assert torch.equal(got[0], expect[0]) and torch.equal(got[1], expect[1])
+    for g, e in zip(got[2:], expect[2:]):
+        torch.testing.assert_close(g, e, rtol=0, atol=atol)
+
+
+@pytest.mark.parametrize("cap,tol", [(40, 0.0), (5, 0.0), (3, 0.05), (0, 0.0)])
+def test_incomplete_ldl_matches_reference(cap, tol):
+    lower, a = spd_lower(40, seed=cap)
+    got = ops.incomplete_ldl(*lower, cap, tol)
+    assert_same_csr(got, reference.incomplete_ldl(*lower, cap, tol))
+    assert (np.diff(got[0].numpy()) <= cap).all() and (got[3] > 0).all()
+    if cap == 40 and tol == 0:  # no dropping: the exact factorization
+        unit = np.eye(40) + sp.csc_matrix((got[2].numpy(), got[1].numpy(), got[0].numpy()), shape=(40, 40)).toarray()
+        np.testing.assert_allclose(unit @ np.diag(got[3].numpy()) @ unit.T, a, atol=1e-12)
+
+
+@pytest.mark.parametrize("col_cap,row_cap,tol", [(40, 40, 0.0), (4, 6, 0.0), (6, 3, 0.01), (1, 1, 0.0)])
+def test_unit_lower_inverse_matches_reference(col_cap, row_cap, tol):
+    lower, a = spd_lower(40, seed=1)
+    factor = ops.incomplete_ldl(*lower, 40, 0.0)
+    got = ops.unit_lower_inverse(*factor, col_cap, row_cap, tol)
+    assert_same_csr(got, reference.unit_lower_inverse(*factor, col_cap, row_cap, tol))
+    w = sp.csr_matrix((got[2].numpy(), got[1].numpy(), got[0].numpy()), shape=(40, 40)).toarray()
+    assert ((w != 0).sum(axis=1) <= row_cap).all() and (np.diagonal(w) > 0).all()
+    if col_cap == 40 and row_cap == 40 and tol == 0:  # W^T W is the exact inverse
+        np.testing.assert_allclose(w.T @ w, np.linalg.inv(a), atol=1e-12)
+
+
+def test_sparse_ease_without_budget_is_exact():
+    from fastrec.linear.sparse_solver import sparse_ease
+
+    m = random_csr(300, 60, 0.06, seed=8)
+    dense = EASE(l2=6.0, dtype=torch.float64).fit(m).weights.numpy()
+    b, seconds = sparse_ease(m, 6.0, top_m=60, density=60, serve_top_m=60, drop_tol=0.0, dtype=torch.float64)
+    np.testing.assert_allclose(b.toarray(), dense, atol=1e-10)
+    assert set(seconds) == {"gram", "ordering", "factorization", "inverse", "weights"}
+    # with budgets: approximate, and the model serves from the sparse weights
+    model = EASE(l2=6.0, solver="sparse", sparse_top_m=10, sparse_density=5).fit(m)
+    assert sp.issparse(model.weights) and model.solver_used == "sparse"
+    assert ((model.weights != 0).sum(axis=0) <= 10).all() and model.weights.diagonal().max() == 0
+    s, i = model.recommend(k=5)
+    assert i.shape == (300, 5) and torch.isfinite(s).all()
+
+
+@pytest.mark.parametrize("shrink", [0.0, 3.0])
+def test_item_knn_matches_brute_force(shrink):
+    from fastrec.linear import ItemKNN
+
+    m = random_csr(150, 40, 0.1, seed=6, weighted=True, empty_cols=[7])
+    model = ItemKNN(k=5, shrink=shrink).fit(m)
+    g = (m.T @ m).toarray().astype(np.float64)
+    norms = np.sqrt(np.diag(g))
+    sim = g / (np.outer(norms, norms) + shrink + (np.outer(norms, norms) + shrink == 0))
+    np.fill_diagonal(sim, 0)
+    w = model.weights.toarray()
+    for j in range(40):
+        expect = np.sort(sim[:, j])[::-1][:5]
+        np.testing.assert_allclose(np.sort(w[:, j])[::-1][: (w[:, j] != 0).sum()], expect[expect > 0], rtol=1e-5)
+    scores = m.toarray() @ w
+    scores[m.toarray() > 0] = -np.inf
+    _, ids = model.recommend(k=3)
+    np.testing.assert_allclose(np.take_along_axis(scores, ids.numpy(), 1), np.sort(scores, 1)[:, ::-1][:, :3],
+                               rtol=1e-5)
+    with pytest.raises(ValueError, match="k must be >= 1"):
+        ItemKNN(k=0)

@@ -124,7 +124,7 @@ at::Tensor gram_dense_cpu(const at::Tensor& indptr, const at::Tensor& indices, c
 }
 
 // Sparse Gram with pruning: row i keeps its diagonal and the off-diagonal entries with |g_ij| >= threshold (and
-// g_ij != 0); with top_m > 0, only the top_m largest of those (ties: lower id first). Rows are sorted by column.
+// g_ij != 0); with top_m > 0, only the top_m largest |g_ij| of those (ties: lower id first). Rows are sorted by column.
 template <typename out_t, typename in_t>
 std::tuple<at::Tensor, at::Tensor, at::Tensor> gram_sparse_kernel(const Csr& x, const Transposed& t, double threshold,
                                                                   int64_t top_m, at::ScalarType dtype) {
@@ -172,7 +172,10 @@ std::tuple<at::Tensor, at::Tensor, at::Tensor> gram_sparse_kernel(const Csr& x, 
         if (j != i && acc[j] != out_t(0) && std::abs(double(acc[j])) >= threshold) keep.push_back(j);
       }
       if (top_m > 0 && int64_t(keep.size()) > top_m) {
-        auto better = [&](int32_t a, int32_t b) { return acc[a] > acc[b] || (acc[a] == acc[b] && a < b); };
+        auto better = [&](int32_t a, int32_t b) {
+          const out_t sa = std::abs(acc[a]), sb = std::abs(acc[b]);
+          return sa > sb || (sa == sb && a < b);
+        };
         std::nth_element(keep.begin(), keep.begin() + top_m, keep.end(), better);
         keep.resize(top_m);
       }

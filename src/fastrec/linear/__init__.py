@@ -8,5 +8,6 @@ Both serve top-k with the fused kernels of :mod:`fastrec.ops.linear` (no [users,
 
 from fastrec.linear._base import ItemItemModel
 from fastrec.linear.ease import EASE, dense_memory_estimate
+from fastrec.linear.knn import ItemKNN
 
-__all__ = ["EASE", "ItemItemModel", "dense_memory_estimate"]
+__all__ = ["EASE", "ItemItemModel", "ItemKNN", "dense_memory_estimate"]

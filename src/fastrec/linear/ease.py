@@ -57,7 +57,8 @@ class EASE(ItemItemModel):
         dtype: ``torch.float32`` (default) or ``torch.float64`` (twice the memory and about twice the time).
         max_memory: bytes the dense solver may use (default: the memory available now); a larger estimate raises
             ``MemoryError`` before anything is allocated.
-        sparse_top_m: sparse solver: off-diagonal Gram entries kept per item (the largest co-occurrence counts).
+        sparse_top_m: sparse solver: off-diagonal Gram entries kept per item (the largest co-occurrence counts),
+            and weights of B kept per target item.
         sparse_density: sparse solver: nnz budget of the factor L and of its approximate inverse, as a multiple of
             n_items (entries per column on average).
         progress: show progress bars for the sparse solver's long loops.
@@ -130,6 +131,7 @@ class EASE(ItemItemModel):
             from fastrec.linear.sparse_solver import sparse_ease
 
             self.weights, self.fit_seconds = sparse_ease(
-                x, self.l2, top_m=self.sparse_top_m, density=self.sparse_density, dtype=self.dtype,
+                x, self.l2, top_m=self.sparse_top_m, density=self.sparse_density, serve_top_m=self.sparse_top_m,
+                dtype=self.dtype,
                 progress=self.progress)
         return self

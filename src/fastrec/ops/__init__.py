@@ -11,7 +11,15 @@ from fastrec.ops.embedding import (
 )
 from fastrec.ops.fm import fm_interaction
 from fastrec.ops.interaction import cin_layer, dot_interaction, dot_interaction_dim, ffm_interaction, sparse_fm
-from fastrec.ops.linear import csr_topk_dense, csr_topk_sparse, ease_dense_, gram_dense, gram_sparse
+from fastrec.ops.linear import (
+    csr_topk_dense,
+    csr_topk_sparse,
+    ease_dense_,
+    gram_dense,
+    gram_sparse,
+    incomplete_ldl,
+    unit_lower_inverse,
+)
 
 __all__ = [
     "FusedUpdate",
@@ -27,8 +35,10 @@ __all__ = [
     "fm_interaction",
     "gram_dense",
     "gram_sparse",
+    "incomplete_ldl",
     "reference",
     "sparse_fm",
     "sparse_weight_grad",
+    "unit_lower_inverse",
     "with_dense_gradient",
 ]

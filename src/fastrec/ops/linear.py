@@ -14,7 +14,10 @@ from torch import Tensor
 from fastrec import _extension
 from fastrec.ops import reference
 
-__all__ = ["csr_topk_dense", "csr_topk_sparse", "ease_dense_", "gram_dense", "gram_sparse"]
+__all__ = [
+    "csr_topk_dense", "csr_topk_sparse", "ease_dense_", "gram_dense", "gram_sparse", "incomplete_ldl",
+    "unit_lower_inverse",
+]
 
 _FLOATS = (torch.float32, torch.float64)
 
@@ -59,7 +62,7 @@ def gram_dense(indptr: Tensor, indices: Tensor, values: Tensor | None, n_items: 
 def gram_sparse(indptr: Tensor, indices: Tensor, values: Tensor | None, n_items: int, *, threshold: float = 0.0,
                 top_m: int = 0, dtype: torch.dtype = torch.float32) -> tuple[Tensor, Tensor, Tensor]:
     """G = X^T X as CSR ``(indptr, indices int32, values)``, pruned row by row: row i keeps g_ii and the
-    off-diagonal g_ij != 0 with |g_ij| >= ``threshold``, only the ``top_m`` largest of them when ``top_m > 0``
+    off-diagonal g_ij != 0 with |g_ij| >= ``threshold``, only the ``top_m`` largest |g_ij| when ``top_m > 0``
     (ties: lower j first). Pruned rows make the result unsymmetric; no dense row or intermediate product is built
     beyond one n_items accumulator per thread."""
     _check_csr("gram_sparse", "X", indptr, indices, values, n_items)
@@ -130,6 +133,46 @@ def csr_topk_sparse(w_indptr: Tensor, w_indices: Tensor, w_values: Tensor, indpt
     return reference.csr_topk_sparse(w_indptr, w_indices, w_values, indptr, indices, values, k, exclude_seen)
 
 
+def _check_lower(op: str, indptr: Tensor, indices: Tensor, values: Tensor) -> None:
+    if indptr.dtype != torch.int64 or indices.dtype != torch.int32 or values.dtype != torch.float64:
+        raise TypeError(f"{op}: expected indptr int64, indices int32 and values float64, got {indptr.dtype}, "
+                        f"{indices.dtype} and {values.dtype}")
+
+
+def incomplete_ldl(indptr: Tensor, indices: Tensor, values: Tensor, max_col_nnz: int,
+                   drop_tol: float = 0.0) -> tuple[Tensor, Tensor, Tensor, Tensor]:
+    """Incomplete LDL^T of a symmetric positive definite matrix A given by its lower triangle in CSC (float64,
+    increasing rows per column, diagonal included). Returns ``(indptr, indices, values, d)``: the strictly lower
+    part of the unit lower factor L in CSC, and D. Column k keeps at most ``max_col_nnz`` entries (the largest
+    |w_ik|), each with |w_ik| >= drop_tol * sqrt(max(w_kk, a_kk) a_ii); every dropped w_ik is added to the diagonals
+    (|w_ik| g to a_ii, |w_ik| / g to the pivot, g = sqrt(a_ii / a_kk): Ajiz and Jennings' compensation, which keeps
+    the factor positive definite). Without dropping (``max_col_nnz >= n``, ``drop_tol=0``) it is the exact LDL^T."""
+    _check_lower("incomplete_ldl", indptr, indices, values)
+    if max_col_nnz < 0 or not drop_tol >= 0:
+        raise ValueError(f"incomplete_ldl: need max_col_nnz >= 0 and drop_tol >= 0, got {max_col_nnz}, {drop_tol}")
+    if _extension.has_kernel(indptr.device):
+        return torch.ops.fastrec.incomplete_ldl.default(indptr, indices, values, int(max_col_nnz), float(drop_tol))
+    return reference.incomplete_ldl(indptr, indices, values, int(max_col_nnz), float(drop_tol))
+
+
+def unit_lower_inverse(indptr: Tensor, indices: Tensor, values: Tensor, d: Tensor, max_col_nnz: int,
+                       max_row_nnz: int, drop_tol: float = 0.0) -> tuple[Tensor, Tensor, Tensor]:
+    """W = D^-1/2 L^-1, sparse and approximate, for the unit lower L given by its strictly lower part in CSC.
+    Column j is L^-1 e_j by forward substitution, skipping (not propagating) entries with |x_r| / sqrt(d_r) <
+    drop_tol / sqrt(d_j), then its ``max_col_nnz`` largest |w_rj|; finally every row keeps its ``max_row_nnz``
+    largest |w_rj|. Returns W as CSR ``(indptr, indices, values)``, rows r, columns j <= r. Then
+    (L D L^T)^-1 = W^T W, exactly when nothing is dropped."""
+    _check_lower("unit_lower_inverse", indptr, indices, values)
+    if max_col_nnz < 1 or max_row_nnz < 1 or not drop_tol >= 0:
+        raise ValueError(f"unit_lower_inverse: need max_col_nnz, max_row_nnz >= 1 and drop_tol >= 0, got "
+                         f"{max_col_nnz}, {max_row_nnz}, {drop_tol}")
+    if _extension.has_kernel(indptr.device):
+        return torch.ops.fastrec.unit_lower_inverse.default(indptr, indices, values, d, int(max_col_nnz),
+                                                            int(max_row_nnz), float(drop_tol))
+    return reference.unit_lower_inverse(indptr, indices, values, d, int(max_col_nnz), int(max_row_nnz),
+                                        float(drop_tol))
+
+
 if _extension.is_available():
 
     @torch.library.register_fake("fastrec::gram_dense")
@@ -154,3 +197,14 @@ if _extension.is_available():
     def _csr_topk_sparse_fake(w_indptr, w_indices, w_values, indptr, indices, values, k, exclude_seen):
         rows = indptr.shape[0] - 1
         return w_values.new_empty((rows, k)), w_values.new_empty((rows, k), dtype=torch.int64)
+
+    @torch.library.register_fake("fastrec::incomplete_ldl")
+    def _incomplete_ldl_fake(indptr, indices, values, max_col_nnz, drop_tol):
+        nnz = torch.library.get_ctx().new_dynamic_size()
+        n = indptr.shape[0] - 1
+        return indptr.new_empty(n + 1), indices.new_empty(nnz), values.new_empty(nnz), values.new_empty(n)
+
+    @torch.library.register_fake("fastrec::unit_lower_inverse")
+    def _unit_lower_inverse_fake(indptr, indices, values, d, max_col_nnz, max_row_nnz, drop_tol):
+        nnz = torch.library.get_ctx().new_dynamic_size()
+        return indptr.new_empty(indptr.shape[0]), indices.new_empty(nnz), values.new_empty(nnz)

@@ -29,8 +29,10 @@ __all__ = [
     "fm_interaction_pairwise",
     "gram_dense",
     "gram_sparse",
+    "incomplete_ldl",
     "sparse_fm",
     "sparse_optimizer_step",
+    "unit_lower_inverse",
 ]
 
 
@@ -239,7 +241,7 @@ def gram_sparse(
     dtype: torch.dtype,
 ) -> tuple[Tensor, Tensor, Tensor]:
     """G = X^T X as CSR, row by row: g_ii (when item i has a user), and the off-diagonal g_ij != 0 with
-    |g_ij| >= threshold, the top_m largest of them (ties: lower j first) when top_m > 0."""
+    |g_ij| >= threshold, the top_m largest |g_ij| of them (ties: lower j first) when top_m > 0."""
     g = gram_dense(indptr, indices, values, n_items, dtype)
     out_ptr, out_cols, out_vals = [0], [], []
     for i in range(n_items):
@@ -248,7 +250,7 @@ def gram_sparse(
         off[i] = False
         cand = torch.nonzero(off & (row != 0) & (row.abs() >= threshold)).squeeze(1)
         if top_m > 0 and cand.numel() > top_m:
-            order = torch.sort(row[cand], descending=True, stable=True).indices  # cand ascending: ties by lower j
+            order = torch.sort(row[cand].abs(), descending=True, stable=True).indices  # cand ascending: ties by lower j
             cand = cand[order[:top_m]]
         if bool((indices == i).any()):
             cand = torch.cat([cand, torch.tensor([i])])
@@ -306,3 +308,76 @@ def csr_topk_sparse(
     n = w_indptr.numel() - 1
     w = csr_dense(w_indptr, w_indices, w_values, n, w_values.dtype)
     return csr_topk_dense(w, indptr, indices, values, k, exclude_seen)
+
+
+def _largest(ids: list[int], size: Tensor, m: int) -> list[int]:
+    """The m ids of largest size (ties: lower id), sorted by id."""
+    ranked = sorted(ids, key=lambda i: (-float(size[i]), i))
+    return sorted(ranked[:m])
+
+
+def incomplete_ldl(indptr: Tensor, indices: Tensor, values: Tensor, max_col_nnz: int,
+                   drop_tol: float) -> tuple[Tensor, Tensor, Tensor, Tensor]:
+    """Column-by-column LDL^T with dense columns: w = A[:, k] - sum_{j<k} l_kj d_j L[:, j] over the kept (dropped)
+    factor, with the dropping and compensation rules of :func:`fastrec.ops.linear.incomplete_ldl`."""
+    n = indptr.numel() - 1
+    a = csr_dense(indptr, indices, values, n, torch.float64).t()  # the CSC arrays read as CSR give A^T = lower^T
+    a_diag = torch.diagonal(a).clone()
+    lower = torch.zeros(n, n, dtype=torch.float64)
+    d = torch.zeros(n, dtype=torch.float64)
+    compensation = torch.zeros(n, dtype=torch.float64)
+    for k in range(n):
+        w = a[:, k].clone()
+        w -= lower[:, :k] @ (lower[k, :k] * d[:k])
+        dk = float(w[k] + compensation[k])
+        estimate = max(dk, float(a_diag[k]))
+        cand = [i for i in range(k + 1, n) if w[i] != 0]
+        top = set(_largest(cand, w.abs(), max_col_nnz))
+        keep = []
+        for i in cand:
+            if i in top and abs(float(w[i])) >= drop_tol * math.sqrt(estimate * float(a_diag[i])):
+                keep.append(i)
+            else:  # dropped: moved onto both diagonals (Ajiz-Jennings)
+                g = math.sqrt(float(a_diag[i]) / float(a_diag[k]))
+                compensation[i] += abs(float(w[i])) * g
+                dk += abs(float(w[i])) / g
+        if not dk > 1e-8 * float(a_diag[k]):
+            dk = float(a_diag[k])
+        d[k] = dk
+        for i in keep:
+            lower[i, k] = w[i] / dk
+    sp_l = lower.t().to_sparse_csr()  # rows of L^T = columns of L
+    return sp_l.crow_indices(), sp_l.col_indices().to(torch.int32), sp_l.values(), d
+
+
+def unit_lower_inverse(indptr: Tensor, indices: Tensor, values: Tensor, d: Tensor, max_col_nnz: int,
+                       max_row_nnz: int, drop_tol: float) -> tuple[Tensor, Tensor, Tensor]:
+    """Forward substitution column by column in increasing row order with the dropping rules of
+    :func:`fastrec.ops.linear.unit_lower_inverse`, written with dense vectors."""
+    n = indptr.numel() - 1
+    lower = csr_dense(indptr, indices, values, n, torch.float64).t()
+    inv_sqrt_d = d.rsqrt()
+    w = torch.zeros(n, n, dtype=torch.float64)
+    for j in range(n):
+        x = torch.zeros(n, dtype=torch.float64)
+        x[j] = 1.0
+        kept = []
+        for r in range(j, n):
+            if x[r] == 0 and r != j:
+                continue
+            if abs(float(x[r])) * float(inv_sqrt_d[r]) < drop_tol * float(inv_sqrt_d[j]):
+                continue
+            kept.append(r)
+            x[r + 1:] -= lower[r + 1:, r] * x[r]
+        for r in _largest(kept, x.abs() * inv_sqrt_d, max_col_nnz):
+            w[r, j] = x[r] * inv_sqrt_d[r]
+    for r in range(n):
+        cols = torch.nonzero(w[r]).squeeze(1).tolist()
+        size = w[r].abs()
+        size[r] = torch.inf  # the diagonal always stays
+        keep = _largest(cols, size, max_row_nnz)
+        row = torch.zeros(n, dtype=torch.float64)
+        row[keep] = w[r, keep]
+        w[r] = row
+    out = w.to_sparse_csr()
+    return out.crow_indices(), out.col_indices().to(torch.int32), out.values()
