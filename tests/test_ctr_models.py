@@ -88,6 +88,14 @@ def test_fm_equals_brute_force():
     torch.testing.assert_close(model(x), linear + pair, rtol=1e-5, atol=1e-6)
 
 
+def test_ffm_equals_brute_force():
+    model = ctr.FFM(ONE_HOT, 3)
+    x = batch()
+    v = model.embedding(x).fields.view(6, 4, 4, 3)  # [B, field, other field, K]; field 3 is age * v_age
+    pair = sum((v[:, i, j] * v[:, j, i]).sum(1) for i, j in itertools.combinations(range(4), 2))
+    torch.testing.assert_close(model(x), model.linear(x) + pair, rtol=1e-5, atol=1e-6)
+
+
 def test_cross_net_formula():
     net = CrossNet(5, 2)
     with torch.no_grad():
@@ -141,6 +149,11 @@ MODELS = {
     "DIN": lambda f: ctr.DIN(f, 4, attention_hidden=(8,), hidden=(8,)),
     "BST": lambda f: ctr.BST(f, 4, hidden=(8,)),
     "MMoE": lambda f: ctr.MMoE(f, 2, 4, 3, (8,), (4,)),
+    "FFM": lambda f: ctr.FFM([g for g in f if not isinstance(g, SequenceFeature)], 3),
+    "xDeepFM": lambda f: ctr.xDeepFM(f, 4, (6, 5), (8,)),
+    "DCNv2": lambda f: ctr.DCNv2(f, 4, 2, (8,), structure="parallel"),
+    "DCNv2-mix": lambda f: ctr.DCNv2(f, 4, 2, (8,), low_rank=3, num_experts=2),
+    "DLRM": lambda f: ctr.DLRM(f, 4, (8,), (8,)),
     "SharedBottom": lambda f: ctr.SharedBottom(f, 3, 4, (8,), (4,)),
 }
 
@@ -201,19 +214,53 @@ def test_bad_input():
         ctr.FM([MultiHotFeature("a", 3, "sum", table="t"), MultiHotFeature("b", 3, "mean", table="t")])
 
 
-def test_benchmark_baseline_is_the_same_deepfm():
-    """The throughput benchmark's 'usual way' DeepFM computes what fastrec's does (same weights, same logits)."""
+
+def _copy_fields(ours, usual):
+    for i, e in enumerate(usual.embeddings):
+        e.weight.copy_(ours.embedding.ebc.table_weight(f"C{i + 1}"))
+    if usual.linear is not None:
+        for i, lin in enumerate(usual.linear):
+            lin.weight.copy_(ours.linear.embedding.ebc.table_weight(f"C{i + 1}"))
+        usual.dense_linear.weight.copy_(ours.linear.dense.weight)
+        usual.dense_linear.bias.copy_(ours.linear.bias)
+
+
+def _copy_deepfm(ours, usual):
+    usual.mlp.load_state_dict(ours.mlp.state_dict())
+
+
+def _copy_xdeepfm(ours, usual):
+    usual.mlp.load_state_dict(ours.mlp.state_dict())
+    for conv, w, b in zip(usual.convs, ours.cin.weights, ours.cin.biases):
+        conv.weight.copy_(w.permute(0, 2, 1).reshape(w.shape[0], -1, 1))  # W[h, i, j] -> conv[h, j * H + i]
+        conv.bias.copy_(b)
+    usual.cin_out.load_state_dict(ours.cin_out.state_dict())
+
+
+def _copy_dcnv2(ours, usual):
+    for layer, kernel, bias in zip(usual.cross, ours.cross.kernels, ours.cross.bias):
+        layer.weight.copy_(kernel)
+        layer.bias.copy_(bias)
+    usual.mlp.layers[:-1].load_state_dict(ours.mlp.layers.state_dict())
+    usual.mlp.layers[-1].load_state_dict(ours.out.state_dict())
+
+
+def _copy_dlrm(ours, usual):
+    usual.bottom.load_state_dict(ours.bottom.state_dict())
+    usual.top.load_state_dict(ours.top.state_dict())
+
+
+@pytest.mark.parametrize("name, copy", [("DeepFM", _copy_deepfm), ("xDeepFM", _copy_xdeepfm), ("DCNv2", _copy_dcnv2),
+                                        ("DLRM", _copy_dlrm)])
+def test_benchmark_baseline_is_the_same_model(name, copy):
+    """The throughput benchmark's usual-way models compute what fastrec's do (same weights, same logits)."""
     from fastrec.bench import ctr as bench
 
     torch.manual_seed(0)
-    ours = bench.fastrec_model("DeepFM", 4, 50)
-    usual = bench.UsualDeepFM(4, 50, bench.CONFIGS["DeepFM"]["hidden"])
+    ours = bench.fastrec_model(name, 4, 50)
+    usual = bench.USUAL[name](4, 50, **bench.CONFIGS[name])
     with torch.no_grad():
-        for i, (e, l) in enumerate(zip(usual.embeddings, usual.linear)):
-            e.weight.copy_(ours.embedding.ebc.table_weight(f"C{i + 1}"))
-            l.weight.copy_(ours.linear.embedding.ebc.table_weight(f"C{i + 1}"))
-        usual.dense_linear.weight.copy_(ours.linear.dense.weight)
-        usual.dense_linear.bias.copy_(ours.linear.bias)
-    usual.mlp.load_state_dict(ours.mlp.state_dict())
+        _copy_fields(ours, usual)
+        copy(ours, usual)
     sparse, dense, _, feats = bench.criteo_batch(16, 50)
-    torch.testing.assert_close(ours.eval()(feats), usual.eval()(sparse, dense), rtol=1e-5, atol=1e-5)
+    torch.testing.assert_close(ours.eval()(feats), usual.eval()(sparse, dense), rtol=1e-4, atol=1e-4)

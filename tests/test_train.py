@@ -125,3 +125,18 @@ def test_bad_labels_and_arguments():
         Trainer(model(), metric="ndcg")
     with pytest.raises(ValueError, match="resume"):
         Trainer(model(), progress=False).fit(synthetic(100), resume=True)
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="no CUDA device")
+def test_cuda_training_matches_cpu():
+    """The same model trained for one epoch on CUDA and on CPU (fused embedding updates and Adam) ends close."""
+    import copy
+
+    cpu = model(dropout=0.0)
+    gpu = copy.deepcopy(cpu)
+    Trainer(cpu, lr=0.01, epochs=1, batch_size=256, progress=False).fit(synthetic(1000))
+    t = Trainer(gpu, lr=0.01, epochs=1, batch_size=256, progress=False, device="cuda")
+    t.fit(synthetic(1000))
+    for k, v in cpu.state_dict().items():
+        torch.testing.assert_close(gpu.state_dict()[k].cpu(), v, rtol=1e-3, atol=1e-4, msg=k)
+    assert t.evaluate(synthetic(500, 1))["auc"] > 0.7

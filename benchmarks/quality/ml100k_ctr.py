@@ -5,7 +5,7 @@ Label = rating >= 4; fields user_id, item_id, age, gender, occupation, release_y
 the whole dataset; no label is used); embedding size 10, Adam lr 1e-3 (dense) and fused lazy Adam lr 1e-3
 (embeddings), batch 2048, up to 300 epochs with early stopping after 10 epochs without a better validation AUC, the
 best validation epoch's weights tested. Model hyperparameters are RecBole's defaults for each model.
-DIN and BST add a behaviour sequence (the user's last 20 items rated before the row's timestamp, sharing the item
+DLRM adds age as a standardized dense input (its bottom MLP needs one). DIN and BST add a behaviour sequence (the user's last 20 items rated before the row's timestamp, sharing the item
 table); SharedBottom and MMoE learn a second task (rating == 5) beside the label and report the label's metrics;
 early stopping of the multi-task models uses the mean validation AUC of both tasks.
 
@@ -24,7 +24,7 @@ import numpy as np
 import torch
 
 from fastrec.data import read_atomic
-from fastrec.features import Categorical, MultiHot, Preprocessor, Sequence
+from fastrec.features import Categorical, MultiHot, Numeric, Preprocessor, Sequence
 from fastrec.models import ctr
 from fastrec.train import Trainer, seed_everything
 
@@ -38,6 +38,11 @@ MODELS = {
     "WideDeep": lambda f: ctr.WideDeep(f, 10, (32, 16, 8), dropout=0.1),
     "DCN": lambda f: ctr.DCN(f, 10, 6, (256, 256, 256), dropout=0.2),
     "AutoInt": lambda f: ctr.AutoInt(f, 10, 3, 2, 8, (64, 64, 64), dropout=0.2),
+    "FFM": lambda f: ctr.FFM(f, 10),
+    "xDeepFM": lambda f: ctr.xDeepFM(f, 10, (100, 100, 100), (128, 128, 128), dropout=0.2),
+    "DCNv2": lambda f: ctr.DCNv2(f, 10, 2, (256, 256), dropout=0.2),
+    # not in RecBole: age also as a dense (standardized) input for the bottom MLP
+    "DLRM": lambda f: ctr.DLRM(f, 10, (32,), (64, 64)),
     # with the behaviour sequence (the user's last 20 items before the row, by timestamp): RecBole's DIN defaults
     "DIN": lambda f: ctr.DIN(f, 10, attention_hidden=(256, 256, 256), hidden=(256, 256, 256), dropout=0.0),
     "BST": lambda f: ctr.BST(f, 10, num_layers=2, heads=2, hidden=(256, 256, 256), dropout=0.2),
@@ -46,6 +51,7 @@ MODELS = {
     "MMoE": lambda f: ctr.MMoE(f, 2, 10, 4, (64, 64), (64,), dropout=0.2),
 }
 SEQUENCE_MODELS = {"DIN", "BST"}
+DENSE_MODELS = {"DLRM"}
 MULTI_TASK = {"SharedBottom", "MMoE"}
 HISTORY = 20
 
@@ -83,6 +89,8 @@ def run(name: str, seed: int, table: dict[str, np.ndarray], threads: int) -> dic
     torch.set_num_threads(threads)
     transforms = [Categorical(c) for c in ("user_id", "item_id", "age", "gender", "occupation", "release_year")]
     transforms.append(MultiHot("class", pooling="mean"))
+    if name in DENSE_MODELS:
+        transforms.append(Numeric("age", name="age_value"))
     if name in SEQUENCE_MODELS:
         transforms.append(Sequence("history", HISTORY, vocabulary="item_id"))
     pre = Preprocessor(transforms)

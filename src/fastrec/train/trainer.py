@@ -87,6 +87,8 @@ class Trainer:
             (dropout); the same seed repeats a run.
         checkpoint_dir: write ``last.pt`` after every epoch; ``fit(resume=True)`` continues from it exactly.
         progress: show tqdm progress bars.
+        device: where to train (default: the device of the model's first parameter or buffer); the model is moved
+            there and each batch is copied there.
     """
 
     def __init__(self, model: nn.Module, *, lr: float = 1e-3, weight_decay: float = 0.0, epochs: int = 10,
@@ -94,7 +96,8 @@ class Trainer:
                  restore_best: bool = True, schedule: str = "constant", warmup_steps: int = 0,
                  min_lr_ratio: float = 0.0, clip_grad_norm: float | None = None, accumulation_steps: int = 1,
                  task_weights: Sequence[float] | None = None, seed: int = 0,
-                 checkpoint_dir: str | os.PathLike[str] | None = None, progress: bool = True) -> None:
+                 checkpoint_dir: str | os.PathLike[str] | None = None, progress: bool = True,
+                 device: str | torch.device | None = None) -> None:
         if metric not in _HIGHER_IS_BETTER:
             raise ValueError(f"Trainer: metric must be one of {sorted(_HIGHER_IS_BETTER)}, got {metric!r}")
         if schedule not in ("constant", "cosine"):
@@ -106,7 +109,10 @@ class Trainer:
                 raise ValueError(f"Trainer: {name} must be an int >= {low}, got {value!r}")
         if patience is not None and (not isinstance(patience, int) or patience < 1):
             raise ValueError(f"Trainer: patience must be None or an int >= 1, got {patience!r}")
-        self.model = model
+        if device is None:
+            device = next(iter(model.parameters()), next(iter(model.buffers()), torch.empty(0))).device
+        self.device = torch.device(device)
+        self.model = model.to(self.device)
         self.tasks = int(getattr(model, "num_tasks", 1))
         weights = [1.0] * self.tasks if task_weights is None else [float(w) for w in task_weights]
         if len(weights) != self.tasks:
@@ -147,7 +153,12 @@ class Trainer:
         if self.tasks == 1:
             return nn.functional.binary_cross_entropy_with_logits(logits.reshape(-1), y.reshape(-1))
         per_task = nn.functional.binary_cross_entropy_with_logits(logits, y, reduction="none").mean(0)
-        return (per_task * self.task_weights).sum()
+        return (per_task * self.task_weights.to(per_task.device)).sum()
+
+    def _to_device(self, x: dict[str, Tensor]) -> dict[str, Tensor]:
+        if self.device.type == "cpu":
+            return x
+        return {k: v.to(self.device, non_blocking=True) for k, v in x.items()}
 
     # ---- fit ----
     def fit(self, train: FeatureTable, valid: FeatureTable | None = None, *, resume: bool = False
@@ -171,6 +182,7 @@ class Trainer:
             bar = tqdm(batches.epoch_batches(epoch), total=len(batches), desc=f"epoch {epoch}", leave=False,
                        disable=not self.progress, dynamic_ncols=True)
             for i, (x, y) in enumerate(bar):
+                x, y = self._to_device(x), y.to(self.device, non_blocking=True)
                 if i % self.accumulation_steps == 0:
                     self._set_lr(self._lr_factor(state["step"], total))
                 loss = self._loss(self.model(x), y)
@@ -222,7 +234,8 @@ class Trainer:
         self.checkpoint_dir.mkdir(parents=True, exist_ok=True)
         payload = {"model": self.model.state_dict(),
                    "optimizer": None if self.optimizer is None else self.optimizer.state_dict(),
-                   "state": state, "history": self.history, "torch_rng": torch.get_rng_state()}
+                   "state": state, "history": self.history, "torch_rng": torch.get_rng_state(),
+                   "cuda_rng": torch.cuda.get_rng_state_all() if torch.cuda.is_available() else None}
         path = self.checkpoint_dir / "last.pt"
         fd, tmp = tempfile.mkstemp(dir=self.checkpoint_dir, prefix="last.pt.", suffix=".tmp")
         os.close(fd)
@@ -245,6 +258,8 @@ class Trainer:
             self.optimizer.load_state_dict(payload["optimizer"])
         self.history = list(payload["history"])
         torch.set_rng_state(payload["torch_rng"])
+        if payload.get("cuda_rng") is not None and torch.cuda.is_available():
+            torch.cuda.set_rng_state_all(payload["cuda_rng"])
         return payload["state"]
 
     # ---- inference ----
@@ -253,7 +268,7 @@ class Trainer:
         was = self.model.training
         self.model.eval()
         try:
-            out = [self.model(x).reshape(-1, self.tasks).float().numpy()
+            out = [self.model(self._to_device(x)).reshape(-1, self.tasks).float().cpu().numpy()
                    for x, _ in tqdm(data.batches(self.eval_batch_size), desc="predict", leave=False,
                                     disable=not self.progress)]
         finally:

@@ -11,9 +11,10 @@ Build from feature specs (``fastrec.features``)::
 
 from fastrec.models.ctr.base import CTRModel, Embedded, FeatureEmbedding, FeaturesLinear, load_model
 from fastrec.models.ctr.behaviour import BST, DIN, MMoE, SharedBottom
+from fastrec.models.ctr.interaction_models import DLRM, FFM, DCNv2, xDeepFM
 from fastrec.models.ctr.models import AFM, DCN, FM, LR, NFM, AutoInt, DeepFM, WideDeep
 
 __all__ = [
-    "AFM", "BST", "DCN", "DIN", "FM", "LR", "NFM", "AutoInt", "CTRModel", "DeepFM", "Embedded", "FeatureEmbedding",
-    "FeaturesLinear", "MMoE", "SharedBottom", "WideDeep", "load_model",
+    "AFM", "BST", "DCN", "DIN", "DLRM", "FFM", "FM", "LR", "NFM", "AutoInt", "CTRModel", "DCNv2", "DeepFM", "Embedded",
+    "FeatureEmbedding", "FeaturesLinear", "MMoE", "SharedBottom", "WideDeep", "load_model", "xDeepFM",
 ]

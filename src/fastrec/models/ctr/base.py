@@ -134,8 +134,8 @@ class FeatureEmbedding(nn.Module):
             dense_fields = dense.unsqueeze(-1) * self.dense_embedding
             fields = dense_fields if fields is None else torch.cat([fields, dense_fields], dim=1)
         if fields is None:
-            batch = dense.shape[0] if dense is not None else next(iter(sequences.values()))[0].shape[0]
-            fields = torch.zeros(batch, 0, self.embed_dim)
+            ref = dense if dense is not None else next(iter(sequences.values()))[0]
+            fields = ref.new_zeros(ref.shape[0], 0, self.embed_dim)
         return Embedded(fields, dense, sequences)
 
     def _jagged(self, x: Mapping[str, Tensor]) -> KeyedJagged:
