@@ -17,6 +17,8 @@ from fastrec.nn import EmbeddingBag, EmbeddingBagCollection, TableConfig
 from fastrec.ops import reference
 from fastrec.optim import FusedAdagrad, FusedAdam, FusedRowWiseAdagrad, FusedSGD
 
+from conftest import CUDA, DEVICES
+
 # (rows, dim, pooling) per table; dims hit the kernel's fixed-size paths (8, 16, 64, 128) and the generic one.
 MIXED_TABLES = [(50, 16, 0), (7, 3, 1), (1000, 8, 0), (20, 17, 1), (300, 64, 0), (5, 128, 1)]
 
@@ -165,8 +167,9 @@ BAD_OP_INPUTS = [
 ]
 
 
+@pytest.mark.parametrize("device", DEVICES)
 @pytest.mark.parametrize("override, error, message", BAD_OP_INPUTS)
-def test_bad_input_raises_before_reading(override, error, message):
+def test_bad_input_raises_before_reading(override, error, message, device):
     layout, _, _ = make_layout([(10, 4, 0), (10, 4, 0)])
     args = dict(weights=torch.zeros(20, 4), feature_tables=[0, 1, 0], indices=torch.tensor([0, 1]),
                 offsets=torch.tensor([0, 1, 1, 2]), psw=None)
@@ -174,9 +177,15 @@ def test_bad_input_raises_before_reading(override, error, message):
         args["feature_tables"] = [0]
         args["offsets"] = torch.tensor([0, 1, 1, 2])
     args.update(override)
+    args = {k: v.to(device) if isinstance(v, torch.Tensor) else v for k, v in args.items()}
     with pytest.raises(error, match=message):
         ops.embedding_bag(args["weights"], layout, args["feature_tables"], args["indices"], args["offsets"],
                           args["psw"])
+    if device == "cuda" and "weights" not in override:  # the CUDA backward flags bad input the same way
+        grad = torch.zeros(1, 4 * len(args["feature_tables"]), device=device)
+        with pytest.raises(error, match=message):
+            torch.ops.fastrec.embedding_bag_backward_sparse(grad, layout, args["feature_tables"], args["indices"],
+                                                            args["offsets"], args["psw"])
 
 
 # ---- fused optimizers ----
@@ -443,3 +452,47 @@ def test_fused_update_of_half_precision_weights(dtype):
     half(kjt, concat=True).backward(grad_out)
     full(kjt, concat=True).backward(grad_out)
     torch.testing.assert_close(half.weight.float(), full.weight.to(dtype).float(), rtol=0, atol=0)
+
+
+# ---- CUDA kernels against the CPU kernels (which the tests above check against the reference) ----
+
+
+@CUDA
+@pytest.mark.parametrize("case", range(len(CASES)))
+@pytest.mark.parametrize("weighted", [False, True])
+@pytest.mark.parametrize("index_dtype", [torch.int64, torch.int32])
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float16])
+def test_cuda_forward_and_sparse_gradient_match_cpu(case, weighted, index_dtype, dtype):
+    tables, feature_tables, batch, max_len = CASES[case]
+    layout, elements, _ = make_layout(tables)
+    weights = _weights(0, elements, False, dtype)
+    ft = list(feature_tables)
+    indices, offsets, psw = make_batch(tables, feature_tables, batch, max_len, seed=case, index_dtype=index_dtype,
+                                       weighted=weighted)
+    cuda = [t.cuda() if t is not None else None for t in (weights, indices, offsets, psw)]
+    out = torch.ops.fastrec.embedding_bag_forward(weights, layout, ft, indices, offsets, psw)
+    out_cuda = torch.ops.fastrec.embedding_bag_forward(cuda[0], layout, ft, *cuda[1:])
+    torch.testing.assert_close(out_cuda.cpu(), out, rtol=1e-5, atol=1e-5)
+    grad_out = torch.randn_like(out)
+    rows, values = torch.ops.fastrec.embedding_bag_backward_sparse(grad_out, layout, ft, indices, offsets, psw)
+    rows_cuda, values_cuda = torch.ops.fastrec.embedding_bag_backward_sparse(grad_out.cuda(), layout, ft, *cuda[1:])
+    torch.testing.assert_close(rows_cuda.cpu(), rows)
+    torch.testing.assert_close(values_cuda.cpu(), values, rtol=1e-5, atol=1e-5)
+
+
+@CUDA
+@pytest.mark.parametrize("dtype", [torch.float32, torch.bfloat16])
+@pytest.mark.parametrize("optimizer", [*OPTIMIZERS, FusedRowWiseAdagrad(lr=0.1, weight_decay=0.01)], ids=repr)
+def test_cuda_fused_optimizer_steps_match_cpu(optimizer, dtype):
+    torch.manual_seed(0)
+    cpu = EmbeddingBagCollection(COLLECTION_TABLES, optimizer=copy.deepcopy(optimizer), dtype=dtype)
+    gpu = copy.deepcopy(cpu).cuda()
+    for step in range(1, 4):
+        kjt = _random_kjt(batch=64, seed=step)
+        kjt_cuda = KeyedJagged(kjt.keys, kjt.values.cuda(), offsets=kjt.offsets.cuda(), weights=kjt.weights.cuda())
+        grad_out = torch.randn(64, 32)
+        cpu(kjt, concat=True).backward(grad_out)
+        gpu(kjt_cuda, concat=True).backward(grad_out.cuda())
+    tolerance = dict(rtol=1e-5, atol=1e-6) if dtype == torch.float32 else dict(rtol=1e-2, atol=1e-2)
+    for name, value in cpu.state_dict().items():
+        torch.testing.assert_close(gpu.state_dict()[name].cpu(), value, **tolerance)

@@ -44,27 +44,6 @@ T* scratch(int64_t n) {
   return buffer.get();
 }
 
-[[noreturn]] void throw_out_of_range(int64_t feature, const Feature& feat, int64_t position, int64_t id) {
-  TORCH_CHECK_INDEX(false, "embedding_bag: id ", id, " at indices[", position, "] (feature ", feature, ", table ",
-                    feat.table, ") is out of range [0, ", feat.num_rows, ")");
-}
-
-template <typename index_t>
-void check_offsets(const index_t* offsets, int64_t num_bags, int64_t num_indices) {
-  TORCH_CHECK_VALUE(offsets[0] == 0, "embedding_bag: offsets[0] must be 0, got ", int64_t(offsets[0]));
-  TORCH_CHECK_VALUE(int64_t(offsets[num_bags]) == num_indices, "embedding_bag: offsets[-1] must equal len(indices) = ",
-                    num_indices, ", got ", int64_t(offsets[num_bags]));
-  int64_t bad = -1;
-  for (int64_t g = 0; g < num_bags; ++g) {
-    if (offsets[g + 1] < offsets[g]) {
-      bad = g;
-      break;
-    }
-  }
-  TORCH_CHECK_VALUE(bad < 0, "embedding_bag: offsets must be non-decreasing, but offsets[", bad + 1, "] = ",
-                    int64_t(offsets[bad + 1]), " < offsets[", bad, "] = ", int64_t(offsets[bad]));
-}
-
 // ---------------------------------------------------------------------------------------------------------------
 // Forward
 // ---------------------------------------------------------------------------------------------------------------
@@ -301,19 +280,11 @@ inline void apply_update(const OptimizerParams& p, weight_t* __restrict__ w, flo
   switch (p.kind) {
     case Optimizer::SGD:
 #pragma omp simd
-      for (int64_t k = 0; k < dim; ++k) {
-        const float wk = float(w[k]);
-        w[k] = weight_t(wk - p.lr * (g[k] + p.weight_decay * wk));
-      }
+      for (int64_t k = 0; k < dim; ++k) w[k] = weight_t(sgd_update(p, float(w[k]), g[k]));
       break;
     case Optimizer::Adagrad:
 #pragma omp simd
-      for (int64_t k = 0; k < dim; ++k) {
-        const float wk = float(w[k]);
-        const float gk = g[k] + p.weight_decay * wk;
-        state1[k] += gk * gk;
-        w[k] = weight_t(wk - p.lr * gk / (std::sqrt(state1[k]) + p.eps));
-      }
+      for (int64_t k = 0; k < dim; ++k) w[k] = weight_t(adagrad_update(p, float(w[k]), g[k], state1[k]));
       break;
     case Optimizer::RowWiseAdagrad: {
       float sum_sq = 0.f;
@@ -325,26 +296,13 @@ inline void apply_update(const OptimizerParams& p, weight_t* __restrict__ w, flo
       *row_state += dim > 0 ? sum_sq / float(dim) : 0.f;
       const float multiplier = rowwise_adagrad_multiplier(p.lr, p.eps, *row_state);
 #pragma omp simd
-      for (int64_t k = 0; k < dim; ++k) {
-        const float wk = float(w[k]);
-        w[k] = weight_t(wk - multiplier * (g[k] + p.weight_decay * wk));
-      }
+      for (int64_t k = 0; k < dim; ++k) w[k] = weight_t(rowwise_adagrad_update(p, float(w[k]), g[k], multiplier));
       break;
     }
-    case Optimizer::Adam: {
-      const double t = double(p.step);
-      const float step_size =
-          float(double(p.lr) * std::sqrt(1.0 - std::pow(double(p.beta2), t)) / (1.0 - std::pow(double(p.beta1), t)));
+    case Optimizer::Adam:
 #pragma omp simd
-      for (int64_t k = 0; k < dim; ++k) {
-        const float wk = float(w[k]);
-        const float gk = g[k] + p.weight_decay * wk;
-        state1[k] = p.beta1 * state1[k] + (1.f - p.beta1) * gk;
-        state2[k] = p.beta2 * state2[k] + (1.f - p.beta2) * gk * gk;
-        w[k] = weight_t(wk - step_size * state1[k] / (std::sqrt(state2[k]) + p.eps));
-      }
+      for (int64_t k = 0; k < dim; ++k) w[k] = weight_t(adam_update(p, float(w[k]), g[k], state1[k], state2[k]));
       break;
-    }
   }
 }
 
@@ -453,8 +411,7 @@ void embedding_bag_backward_fused_cpu(const at::Tensor& grad_output, at::Tensor&
               kind == Optimizer::SGD ? 0 : kind == Optimizer::RowWiseAdagrad ? in.layout.total_rows : elementwise);
   check_state(state2, "state2", kind == Optimizer::Adam ? elementwise : 0);
   TORCH_CHECK_VALUE(kind != Optimizer::Adam || step >= 1, op, ": Adam's step must be >= 1, got ", step);
-  const OptimizerParams params{kind,         float(lr), float(eps), float(beta1), float(beta2), float(weight_decay),
-                               step};
+  const OptimizerParams params(kind, lr, eps, beta1, beta2, weight_decay, step);
   const at::Tensor grad = grad_output.contiguous();
   float* s1 = state1.numel() ? state1.mutable_data_ptr<float>() : nullptr;
   float* s2 = state2.numel() ? state2.mutable_data_ptr<float>() : nullptr;

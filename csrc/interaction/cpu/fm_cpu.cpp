@@ -9,6 +9,7 @@
 #include <tuple>
 #include <vector>
 
+#include "common/reusable_buffer.h"
 #include "interaction/fm.h"
 
 namespace fastrec::fm {
@@ -41,25 +42,43 @@ struct Inputs {
   int64_t grain() const { return std::max<int64_t>(1, kFastrecMinWorkPerThread / std::max<int64_t>(1, fields * dim)); }
 };
 
-// s_k = sum_f v_f e_fk and q_k = sum_f (v_f e_fk)^2 for batch row b.
-template <typename scalar_t, typename acc_t>
-inline void row_sums(const Inputs<scalar_t>& in, int64_t b, acc_t* __restrict__ sum, acc_t* __restrict__ sum_sq) {
-  std::fill(sum, sum + in.dim, acc_t(0));
-  if (sum_sq != nullptr) std::fill(sum_sq, sum_sq + in.dim, acc_t(0));
+// Sums over the fields of a chunk of kChunk (or, at the end, `n`) embedding columns starting at k0. With a
+// compile-time width the accumulators live in registers: no store-to-load chain through memory from one field to
+// the next, so the loads of the row can run ahead.
+template <int kChunk, typename scalar_t, typename acc_t>
+inline void chunk_sums(const Inputs<scalar_t>& in, int64_t b, int64_t k0, int n, acc_t* __restrict__ sum,
+                       acc_t* __restrict__ sum_sq) {
+  acc_t s[kChunk] = {}, q[kChunk] = {};
   for (int64_t f = 0; f < in.fields; ++f) {
-    const scalar_t* __restrict__ e = in.row(b, f);
+    const scalar_t* __restrict__ e = in.row(b, f) + k0;
     const acc_t v = in.value(b, f);
-    if (sum_sq != nullptr) {
+    if (n == kChunk) {
 #pragma omp simd
-      for (int64_t k = 0; k < in.dim; ++k) {
+      for (int k = 0; k < kChunk; ++k) {
         const acc_t x = v * acc_t(e[k]);
-        sum[k] += x;
-        sum_sq[k] += x * x;
+        s[k] += x;
+        q[k] += x * x;
       }
     } else {
-#pragma omp simd
-      for (int64_t k = 0; k < in.dim; ++k) sum[k] += v * acc_t(e[k]);
+      for (int k = 0; k < n; ++k) {
+        const acc_t x = v * acc_t(e[k]);
+        s[k] += x;
+        q[k] += x * x;
+      }
     }
+  }
+  for (int k = 0; k < n; ++k) sum[k0 + k] = s[k];
+  if (sum_sq != nullptr) {
+    for (int k = 0; k < n; ++k) sum_sq[k0 + k] = q[k];
+  }
+}
+
+// s_k = sum_f v_f e_fk and q_k = sum_f (v_f e_fk)^2 (when sum_sq is given) for batch row b.
+template <typename scalar_t, typename acc_t>
+inline void row_sums(const Inputs<scalar_t>& in, int64_t b, acc_t* __restrict__ sum, acc_t* __restrict__ sum_sq) {
+  constexpr int kChunk = 32 / sizeof(acc_t) * 4;  // four AVX2 registers of each accumulator
+  for (int64_t k0 = 0; k0 < in.dim; k0 += kChunk) {
+    chunk_sums<kChunk>(in, b, k0, static_cast<int>(std::min<int64_t>(kChunk, in.dim - k0)), sum, sum_sq);
   }
 }
 
@@ -140,7 +159,11 @@ std::tuple<at::Tensor, at::Tensor> fm_interaction_backward_cpu(const at::Tensor&
   check_inputs("fm_interaction_backward", emb_in, values);
   check_grad_out(grad_out, emb_in, reduce);
   const at::Tensor emb = with_unit_last_stride(emb_in);
-  auto [grad_emb, grad_values] = empty_grads(emb, values);
+  // The gradients are written once, front to back: into the previous call's memory when it is free again.
+  static ReusableBuffer grad_emb_buffer, grad_values_buffer;
+  at::Tensor grad_emb = grad_emb_buffer.get(emb.sizes(), emb.options());
+  at::Tensor grad_values = values.has_value() ? grad_values_buffer.get(values->sizes(), emb.options())
+                                              : at::empty({0}, emb.options());
   AT_DISPATCH_FLOATING_TYPES(emb.scalar_type(), "fm_interaction_backward_cpu", [&] {
     backward_kernel<scalar_t>(Inputs<scalar_t>(emb, values), grad_out, reduce, grad_emb.mutable_data_ptr<scalar_t>(),
                               values.has_value() ? grad_values.mutable_data_ptr<scalar_t>() : nullptr);
