@@ -121,17 +121,17 @@ def test_implicit_models_learn_groups(implicit, tmp_path, name, make, fit):
 
 
 @pytest.mark.parametrize("name, make, fit", [
-    ("mf", lambda: MF(N_USERS, N_ITEMS, 4, biases=False, lr=0.02), dict(epochs=60, batch_size=32, reg=0.05)),
-    ("biased-mf", lambda: MF(N_USERS, N_ITEMS, 4, lr=0.02), dict(epochs=60, batch_size=32, reg=0.05)),
+    ("mf", lambda: MF(N_USERS, N_ITEMS, 4, biases=False, lr=0.05), dict(epochs=40, batch_size=128, reg=0.05)),
+    ("biased-mf", lambda: MF(N_USERS, N_ITEMS, 4, lr=0.05), dict(epochs=40, batch_size=128, reg=0.05)),
     ("side-features", lambda: MF(N_USERS, N_ITEMS, 4, user_features=sp.eye(N_USERS).tocsr()[:, :10] * 0.5,
-                                 item_features=sp.random(N_ITEMS, 6, 0.3, random_state=0), lr=0.02),
-     dict(epochs=60, batch_size=32, reg=0.05)),
-    ("temporal", lambda: MF(N_USERS, N_ITEMS, 4, time_bins=5, lr=0.02), dict(epochs=60, batch_size=32, reg=0.05)),
-    ("tastes", lambda: MF(N_USERS, N_ITEMS, 4, tastes=3, lr=0.02), dict(epochs=60, batch_size=32, reg=0.05)),
-    ("variational", lambda: MF(N_USERS, N_ITEMS, 4, variational=True, noise_std=0.5, lr=0.02),
-     dict(epochs=60, batch_size=32, reg=0.05)),
+                                 item_features=sp.random(N_ITEMS, 6, 0.3, random_state=0), lr=0.05),
+     dict(epochs=40, batch_size=128, reg=0.05)),
+    ("temporal", lambda: MF(N_USERS, N_ITEMS, 4, time_bins=5, lr=0.05), dict(epochs=40, batch_size=128, reg=0.05)),
+    ("tastes", lambda: MF(N_USERS, N_ITEMS, 4, tastes=3, lr=0.05), dict(epochs=40, batch_size=128, reg=0.05)),
+    ("variational", lambda: MF(N_USERS, N_ITEMS, 4, variational=True, noise_std=0.5, lr=0.05),
+     dict(epochs=40, batch_size=128, reg=0.05)),
     ("fm", lambda: FMRatings(N_USERS, N_ITEMS, 4, item_features=sp.random(N_ITEMS, 6, 0.3, random_state=0),
-                             time_bins=3, lr=0.02), dict(epochs=60, batch_size=32, reg=0.05)),
+                             time_bins=3, lr=0.02), dict(epochs=60, batch_size=64, reg=0.05)),
     ("i-autorec", lambda: AutoRec(N_USERS, N_ITEMS, "item", (32,), lr=0.01), dict(epochs=150, batch_size=8)),
     ("u-autorec", lambda: AutoRec(N_USERS, N_ITEMS, "user", (32,), lr=0.01), dict(epochs=150, batch_size=8)),
     ("deeprec", lambda: DeepRec(N_USERS, N_ITEMS, layers=(32, 16), dropout=0.2, lr=0.003),
@@ -276,3 +276,39 @@ def test_two_stage_with_a_feature_model(implicit):
     scores, items = pipe.recommend([0, 1], 3)
     _, cands = retriever.recommend([0, 1], 10)
     assert torch.equal(items, cands.sort(dim=1).values[:, :3])
+
+
+def test_two_stage_ease_candidates_ranked_by_deepfm(implicit, tmp_path):
+    """The issue's pipeline: EASE candidates (seen items excluded) ranked by a DeepFM trained on user/item ids."""
+    from fastrec.data import PointwiseBatches
+    from fastrec.features import FeatureTable, SparseFeature
+    from fastrec.linear import EASE
+    from fastrec.models.cf import TwoStage
+    from fastrec.models.ctr import DeepFM
+    from fastrec.optim import FusedAdam
+    from fastrec.train import Trainer
+
+    train, held = implicit
+    ease = EASE(l2=10.0).fit(train)
+    u, i, y = map(torch.cat, zip(*PointwiseBatches(train, batch_size=10_000, n_neg=4, seed=0)))
+    table = FeatureTable({"user": u.numpy(), "item": i.numpy()}, y.numpy())
+    deepfm = DeepFM([SparseFeature("user", N_USERS), SparseFeature("item", N_ITEMS)], embed_dim=8, hidden=(16,),
+                    sparse_optimizer=FusedAdam(lr=0.02))
+    Trainer(deepfm, lr=0.01, epochs=15, batch_size=256, progress=False).fit(table)
+
+    def features(users, items):
+        return {"user": users, "item": items}
+
+    pipe = TwoStage(ease, deepfm, n_candidates=15, features=features)
+    users = np.arange(N_USERS)
+    scores, items = pipe.recommend(users, 5)
+    _, cands = ease.recommend(users, 15)
+    seen = train.to_scipy()
+    for r in range(N_USERS):
+        assert set(items[r].tolist()) <= set(cands[r].tolist())
+        assert not set(items[r].tolist()) & set(seen[r].indices.tolist())
+    assert np.mean([held[r] in items[r].tolist() for r in users]) > 0.6
+    pipe.save(tmp_path / "pipe")
+    again = TwoStage.load(tmp_path / "pipe", features=features)
+    assert type(again.retriever) is EASE and type(again.ranker) is DeepFM
+    assert torch.equal(again.recommend(users, 5)[1], items)

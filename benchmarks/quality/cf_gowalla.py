@@ -37,14 +37,15 @@ def build(name: str, train: data.Interactions, args: argparse.Namespace):
         model = cf.MF(n_u, n_i, 64, biases=False, optimizer="adagrad", lr=args.lr or 0.05, init_std=0.1)
         fit = dict(loss="bpr", epochs=args.epochs or 60, batch_size=4096, reg=1e-4, n_neg=args.n_neg or 4)
     elif name == "neumf":
-        model = cf.NCF(n_u, n_i, kind="neumf", dim=32, layers=(64, 32, 16), lr=args.lr or 1e-3)
-        fit = dict(epochs=args.epochs or 20, batch_size=4096, n_neg=args.n_neg or 4)
+        model = cf.NCF(n_u, n_i, kind="neumf", dim=32, layers=(32, 16, 8), lr=args.lr or 1e-3)
+        fit = dict(epochs=args.epochs or 10, batch_size=4096, n_neg=args.n_neg or 4)
     elif name == "mult-vae":
         model = cf.MultVAE(n_u, n_i, hidden=600, latent=200, lr=args.lr or 1e-3)
-        fit = dict(epochs=args.epochs or 100, batch_size=500, anneal_steps=20000, anneal_cap=0.2)
+        epochs = args.epochs or 20
+        fit = dict(epochs=epochs, batch_size=500, anneal_steps=epochs * 60, anneal_cap=0.2)
     elif name == "two-tower":
         model = cf.TwoTower(n_u, n_i, 64, history=True, temperature=args.temperature or 0.1, lr=args.lr or 0.05)
-        fit = dict(epochs=args.epochs or 40, batch_size=4096, n_mixed=args.n_neg or 0)
+        fit = dict(epochs=args.epochs or 20, batch_size=2048, n_mixed=args.n_neg or 0)
     else:
         raise SystemExit(f"unknown model {name!r}; one of {sorted(PUBLISHED)}")
     return model, fit

@@ -62,20 +62,20 @@ def build(name: str, n_users: int, n_items: int, feats):
     """Model and fit() arguments. biased-mf is Surprise's SVD setting; the others were chosen with --valid."""
     u_feat, i_feat = feats
     if name == "biased-mf":  # Surprise SVD: 100 factors, lr .005, reg .02, 20 epochs, init N(0, .1)
-        return cf.MF(n_users, n_items, 100, lr=0.005), dict(epochs=20, batch_size=64, reg=0.02)
+        return cf.MF(n_users, n_items, 100, lr=0.005), dict(epochs=20, batch_size=1024, reg=0.02)
     if name == "mf":
-        return cf.MF(n_users, n_items, 100, biases=False, lr=0.005), dict(epochs=20, batch_size=64, reg=0.02)
+        return cf.MF(n_users, n_items, 100, biases=False, lr=0.005), dict(epochs=20, batch_size=1024, reg=0.02)
     if name == "variational-mf":
         return (cf.MF(n_users, n_items, 50, variational=True, noise_std=0.9, prior_std=0.3, lr=0.01),
-                dict(epochs=40, batch_size=64, reg=0.05))
+                dict(epochs=40, batch_size=1024, reg=0.05))
     if name == "fm-side":
         return (cf.FMRatings(n_users, n_items, 50, user_features=u_feat, item_features=i_feat, lr=0.003),
-                dict(epochs=40, batch_size=64, reg=0.05))
+                dict(epochs=40, batch_size=1024, reg=0.05))
     if name == "temporal-mf":
         return (cf.MF(n_users, n_items, 50, time_bins=10, user_features=u_feat, item_features=i_feat, lr=0.003),
-                dict(epochs=40, batch_size=64, reg=0.05))
+                dict(epochs=40, batch_size=1024, reg=0.05))
     if name == "tastes-mf":
-        return cf.MF(n_users, n_items, 50, tastes=3, lr=0.003), dict(epochs=40, batch_size=64, reg=0.05)
+        return cf.MF(n_users, n_items, 50, tastes=3, lr=0.003), dict(epochs=40, batch_size=1024, reg=0.05)
     if name == "item-knn-baseline":  # Surprise KNNBaseline defaults, item-based, pearson_baseline similarity
         return cf.KNN(n_users, n_items, "item", "pearson_baseline", k=40), {}
     if name == "user-knn-baseline":

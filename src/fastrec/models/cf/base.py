@@ -128,6 +128,7 @@ class IdTables(nn.Module):
         features, (ids, lengths [B], weights) (output [B, D]). All features must share the batch size B."""
         keys = list(ids)
         batch = None
+        weighted = any(isinstance(v, tuple) for v in ids.values())
         values, lengths, weights, shapes = [], [], [], {}
         for k in keys:
             v = ids[k]
@@ -138,15 +139,16 @@ class IdTables(nn.Module):
                 flat = v.reshape(-1)
                 per = int(np.prod(v.shape[1:])) if v.dim() > 1 else 1
                 lens = torch.full((v.shape[0],), per, dtype=torch.int64)
-                w = torch.ones(flat.numel(), dtype=torch.float32)
+                w = torch.ones(flat.numel(), dtype=torch.float32) if weighted else None
             if batch is None:
                 batch = lens.numel()
             elif lens.numel() != batch:
                 raise ValueError(f"feature {k!r}: batch size {lens.numel()}, the other features have {batch}")
             values.append(flat.long())
             lengths.append(lens.long())
-            weights.append(w.float())
-        kjt = KeyedJagged(keys, torch.cat(values), lengths=torch.cat(lengths), weights=torch.cat(weights))
+            weights.append(w)
+        kjt = KeyedJagged(keys, torch.cat(values), lengths=torch.cat(lengths),
+                          weights=torch.cat(weights).float() if weighted else None)
         out = self.ebc(kjt)
         return {k: (out[k].view(*shapes[k], -1) if k in shapes else out[k]) for k in keys}
 

@@ -7,7 +7,8 @@
   value has a vector and a bias, added (weighted) to the user's / item's own (Koren's implicit/attribute terms,
   LightFM's sum of feature embeddings);
 - temporal features (``time_bins > 0``, timeSVD-style): an item bias per time bin ``b_{i,bin(t)}`` and a user bias
-  drift ``alpha_u * dev_u(t)``, ``dev_u(t) = sign(t - t_u) |t - t_u|^0.4`` in days around the user's mean date;
+  drift ``alpha_u * dev_u(t)``, ``dev_u(t) = sign(t - t_u) |t - t_u|^0.4`` in days around the user's mean date
+  (scaled by the training span^0.4 into [-1, 1]);
 - mixture of tastes (``tastes = T > 1``, Kula 2017): T taste vectors and T attention vectors per user, score
   ``sum_t softmax_t(<a_ut, q_i>) <p_ut, q_i>``;
 - variational MF (``variational=True``): Gaussian posteriors N(m, diag(s^2)) over user and item vectors, trained by
@@ -121,8 +122,14 @@ class _FactorModel(Recommender):
                 s = s + out[tag + "attrb_bag"][:, 0]
         if self.time_bins:
             dev = days - self.user_mean_day[users]
-            s = s + out[tag + "_tb"][:, 0] + out["user_drift"][:, 0] * (dev.sign() * dev.abs() ** 0.4).float()
+            s = s + out[tag + "_tb"][:, 0] + out["user_drift"][:, 0] * self._drift(dev)
         return s
+
+    def _drift(self, dev: Tensor) -> Tensor:
+        """``sign(dev) |dev|^0.4`` (dev in days), divided by the training span^0.4 so that it lies in [-1, 1] and one
+        learning rate suits every table (timeSVD needs a 1e-5 rate for alpha_u otherwise)."""
+        span = max(float(self.time_range[1] - self.time_range[0]), 1.0) ** 0.4
+        return (dev.sign() * dev.abs() ** 0.4 / span).float()
 
     def _table_specs(self, dim_user: int, dim_item: int) -> dict[str, tuple[int, int, tuple[str, ...]]]:
         """The tables every factor model shares (ids, biases, attributes, time)."""
@@ -468,7 +475,7 @@ class MF(_FactorModel):
             s += ub[:, None]
         if self.time_bins:
             dev = self.time_range[1] - self.user_mean_day[u]
-            drift = self.tables.weight("user_drift")[:, 0].detach()[u] * (dev.sign() * dev.abs() ** 0.4).float()
+            drift = self.tables.weight("user_drift")[:, 0].detach()[u] * self._drift(dev)
             s += drift[:, None]
         return s
 
