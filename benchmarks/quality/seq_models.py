@@ -98,6 +98,7 @@ def main(argv: list[str] | None = None) -> dict:
     p.add_argument("dataset", choices=["beauty", "lastfm", "diginetica"])
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--threads", type=int, default=1)
+    p.add_argument("--device", default="cpu", help="e.g. cuda")
     p.add_argument("--max-minutes", type=float, default=None, help="training time budget")
     p.add_argument("--set", nargs="*", default=[], help="model or fit settings, key=value")
     p.add_argument("--out", type=Path, default=None)
@@ -119,11 +120,12 @@ def main(argv: list[str] | None = None) -> dict:
         train, n_items, evals, monitor = diginetica()
     else:
         train, n_items, evals, monitor = beauty_or_lastfm(args.dataset)
-    model = cls(n_items, seed=args.seed, **model_kw)
+    model = cls(n_items, seed=args.seed, **model_kw).to(args.device)
     res = model.fit(train, valid=evals["valid"], monitor=monitor, seed=args.seed, progress=not args.no_progress,
                     max_seconds=None if args.max_minutes is None else args.max_minutes * 60, **fit_kw)
     test = {name: fn(model) for name, fn in evals.items() if name != "valid"}
     out = {"model": args.model, "dataset": args.dataset, "seed": args.seed, "threads": args.threads,
+           "device": args.device,
            "model_settings": model_kw, "fit_settings": fit_kw, "best_epoch": res.best_epoch, "valid": res.best,
            "test": test, "train_seconds": round(res.train_seconds, 1), "eval_seconds": round(res.eval_seconds, 1),
            "total_seconds": round(time.perf_counter() - t0, 1),

@@ -2,8 +2,8 @@
 
 Conventions: item ids are internal ids in ``[0, n_items)``; a padded batch is int64 ``[B, L]`` with ``-1`` as
 padding, *left*-padded (the most recent item in the last column), as :meth:`fastrec.data.Interactions.padded_sequences`
-returns it. Jagged sequences are ``(offsets int64 [n + 1], items [nnz])``: sequence r is ``items[offsets[r]:offsets[r+1]]``,
-as :meth:`fastrec.data.Interactions.sequences` and :class:`fastrec.data.Sessions` hold them.
+returns it. Jagged sequences are ``(offsets int64 [n + 1], items [nnz])``: sequence r is
+``items[offsets[r]:offsets[r+1]]``, as :meth:`fastrec.data.Interactions.sequences` and :class:`fastrec.data.Sessions` hold them.
 """
 
 from __future__ import annotations

@@ -71,6 +71,7 @@ class FitResult:
     eval_seconds: float = 0.0
     sequences: int = 0
     stopped_early: bool = False
+    interrupted: bool = False
 
     @property
     def sequences_per_second(self) -> float:
@@ -138,54 +139,59 @@ def fit(
     best_value = -float("inf")
     best_state: dict[str, torch.Tensor] | None = None
     bad = 0
-    for epoch in range(epochs):
-        model.train()
-        t0 = time.perf_counter()
-        total, n_seq, n_batches = 0.0, 0, 0
-        bar = tqdm(model._batches(data, batch_size, epoch, seed), desc=f"{type(model).__name__} epoch {epoch}",
-                   disable=not progress, leave=False, mininterval=2.0)
-        for batch in bar:
-            loss, n = model._loss(batch)
-            for o in opt:
-                o.zero_grad(set_to_none=True)
-            loss.backward()
-            for o in opt:
-                o.step()
-            total += float(loss.detach())
-            n_seq += n
-            n_batches += 1
-        bar.close()
-        seconds = time.perf_counter() - t0
-        result.train_seconds += seconds
-        result.sequences += n_seq
-        record = {"epoch": epoch, "loss": total / max(n_batches, 1), "seconds": seconds,
-                  "sequences_per_second": n_seq / seconds if seconds else 0.0}
-        out_of_time = max_seconds is not None and result.train_seconds >= max_seconds
-        if valid is not None and ((epoch + 1) % eval_every == 0 or epoch == epochs - 1 or out_of_time):
-            t1 = time.perf_counter()
-            metrics = valid(model)
-            result.eval_seconds += time.perf_counter() - t1
-            if monitor not in metrics:
-                raise KeyError(f"monitor={monitor!r} is not among the validation metrics {sorted(metrics)}")
-            record.update(metrics)
-            if metrics[monitor] > best_value:
-                best_value = metrics[monitor]
-                result.best_epoch, result.best = epoch, dict(metrics)
-                best_state = copy.deepcopy(model.state_dict())
-                bad = 0
-                if checkpoint is not None:
-                    model.save(checkpoint)
-            else:
-                bad += 1
-        result.history.append(record)
+    try:  # Ctrl-C (SIGINT) ends training early and keeps the best model so far
+        for epoch in range(epochs):
+            model.train()
+            t0 = time.perf_counter()
+            total, n_seq, n_batches = 0.0, 0, 0
+            bar = tqdm(model._batches(data, batch_size, epoch, seed), desc=f"{type(model).__name__} epoch {epoch}",
+                       disable=not progress, leave=False, mininterval=2.0)
+            for batch in bar:
+                loss, n = model._loss(batch)
+                for o in opt:
+                    o.zero_grad(set_to_none=True)
+                loss.backward()
+                for o in opt:
+                    o.step()
+                total += float(loss.detach())
+                n_seq += n
+                n_batches += 1
+            bar.close()
+            seconds = time.perf_counter() - t0
+            result.train_seconds += seconds
+            result.sequences += n_seq
+            record = {"epoch": epoch, "loss": total / max(n_batches, 1), "seconds": seconds,
+                      "sequences_per_second": n_seq / seconds if seconds else 0.0}
+            out_of_time = max_seconds is not None and result.train_seconds >= max_seconds
+            if valid is not None and ((epoch + 1) % eval_every == 0 or epoch == epochs - 1 or out_of_time):
+                t1 = time.perf_counter()
+                metrics = valid(model)
+                result.eval_seconds += time.perf_counter() - t1
+                if monitor not in metrics:
+                    raise KeyError(f"monitor={monitor!r} is not among the validation metrics {sorted(metrics)}")
+                record.update(metrics)
+                if metrics[monitor] > best_value:
+                    best_value = metrics[monitor]
+                    result.best_epoch, result.best = epoch, dict(metrics)
+                    best_state = copy.deepcopy(model.state_dict())
+                    bad = 0
+                    if checkpoint is not None:
+                        model.save(checkpoint)
+                else:
+                    bad += 1
+            result.history.append(record)
+            if progress:
+                shown = ", ".join(f"{k}={v:.4f}" for k, v in record.items() if k not in ("epoch", "seconds"))
+                tqdm.write(f"{type(model).__name__} epoch {epoch}: {shown} ({seconds:.1f}s)")
+            if valid is not None and bad >= patience:
+                result.stopped_early = True
+                break
+            if out_of_time:
+                break
+    except KeyboardInterrupt:
+        result.interrupted = True
         if progress:
-            shown = ", ".join(f"{k}={v:.4f}" for k, v in record.items() if k not in ("epoch", "seconds"))
-            tqdm.write(f"{type(model).__name__} epoch {epoch}: {shown} ({seconds:.1f}s)")
-        if valid is not None and bad >= patience:
-            result.stopped_early = True
-            break
-        if out_of_time:
-            break
+            tqdm.write(f"{type(model).__name__}: interrupted, keeping the best model so far")
     if best_state is not None:
         model.load_state_dict(best_state)
     model.eval()
