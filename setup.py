@@ -84,5 +84,5 @@ def torch_requirement() -> str:
 setup(
     ext_modules=[CMakeExtension("fastrec._C")],
     cmdclass={"build_ext": CMakeBuild},
-    install_requires=[torch_requirement(), "numpy>=1.24", "scipy>=1.10", "numba>=0.59", "faiss-cpu>=1.8"],
+    install_requires=[torch_requirement(), "numpy>=1.24", "scipy>=1.10", "numba>=0.59", "faiss-cpu>=1.8", "tqdm>=4.60"],
 )

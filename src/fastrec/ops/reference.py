@@ -7,6 +7,7 @@ They are written for clarity, composed from standard torch ops so that autograd 
 from __future__ import annotations
 
 import math
+import warnings
 from collections.abc import Sequence
 
 import torch
@@ -17,13 +18,21 @@ __all__ = [
     "ACTIVATIONS",
     "cin",
     "cin_layer",
+    "csr_topk_dense",
+    "csr_topk_sparse",
     "dot_interaction",
+    "ease_closed_form",
+    "ease_dense_",
     "embedding_bag",
     "ffm_interaction",
     "fm_interaction",
     "fm_interaction_pairwise",
+    "gram_dense",
+    "gram_sparse",
+    "incomplete_ldl",
     "sparse_fm",
     "sparse_optimizer_step",
+    "unit_lower_inverse",
 ]
 
 
@@ -202,3 +211,173 @@ def sparse_optimizer_step(
     else:
         raise ValueError(f"sparse_optimizer_step: unknown optimizer {kind!r}")
     weight[rows] = w
+
+
+# ---------------------------------------------------------------------------------------------- closed-form models
+def csr_dense(indptr: Tensor, indices: Tensor, values: Tensor | None, n_cols: int, dtype: torch.dtype) -> Tensor:
+    """The dense [rows, n_cols] matrix of a CSR triple (values None: all ones)."""
+    rows = indptr.numel() - 1
+    row_ids = torch.repeat_interleave(torch.arange(rows), indptr[1:] - indptr[:-1])
+    out = torch.zeros(rows, n_cols, dtype=dtype)
+    vals = torch.ones(indices.numel(), dtype=dtype) if values is None else values.to(dtype)
+    out.index_put_((row_ids, indices.long()), vals, accumulate=True)
+    return out
+
+
+def gram_dense(indptr: Tensor, indices: Tensor, values: Tensor | None, n_items: int, dtype: torch.dtype) -> Tensor:
+    """G = X^T X, dense, through torch's sparse-sparse product (X never densified)."""
+    rows = indptr.numel() - 1
+    vals = torch.ones(indices.numel(), dtype=dtype) if values is None else values.to(dtype)
+    row_ids = torch.repeat_interleave(torch.arange(rows), indptr[1:] - indptr[:-1])
+    x = torch.sparse_coo_tensor(torch.stack([row_ids, indices.long()]), vals, (rows, n_items),
+                                check_invariants=False).coalesce()
+    with warnings.catch_warnings():  # "sparse CSR support is in beta", from inside torch.sparse.mm
+        warnings.simplefilter("ignore", UserWarning)
+        return torch.sparse.mm(x.t().coalesce(), x).to_dense()
+
+
+def gram_sparse(
+    indptr: Tensor, indices: Tensor, values: Tensor | None, n_items: int, threshold: float, top_m: int,
+    dtype: torch.dtype,
+) -> tuple[Tensor, Tensor, Tensor]:
+    """G = X^T X as CSR, row by row: g_ii (when item i has a user), and the off-diagonal g_ij != 0 with
+    |g_ij| >= threshold, the top_m largest |g_ij| of them (ties: lower j first) when top_m > 0."""
+    g = gram_dense(indptr, indices, values, n_items, dtype)
+    out_ptr, out_cols, out_vals = [0], [], []
+    for i in range(n_items):
+        row = g[i]
+        off = torch.ones(n_items, dtype=torch.bool)
+        off[i] = False
+        cand = torch.nonzero(off & (row != 0) & (row.abs() >= threshold)).squeeze(1)
+        if top_m > 0 and cand.numel() > top_m:
+            order = torch.sort(row[cand].abs(), descending=True, stable=True).indices  # cand ascending: ties by lower j
+            cand = cand[order[:top_m]]
+        if bool((indices == i).any()):
+            cand = torch.cat([cand, torch.tensor([i])])
+        cand = torch.sort(cand).values
+        out_cols.append(cand)
+        out_vals.append(row[cand])
+        out_ptr.append(out_ptr[-1] + cand.numel())
+    return (torch.tensor(out_ptr, dtype=torch.int64), torch.cat(out_cols).to(torch.int32),
+            torch.cat(out_vals).to(dtype))
+
+
+def ease_dense_(gram: Tensor, l2: float) -> None:
+    """EASE's closed form (Steck, WWW 2019) in the textbook way, writing B into ``gram``:
+    P = (G + l2 I)^-1, B = I - P diag(1/diag(P)), i.e. b_ij = -p_ij / p_jj and b_ii = 0."""
+    n = gram.shape[0]
+    p = torch.linalg.inv(gram + l2 * torch.eye(n, dtype=gram.dtype))
+    b = -p / torch.diagonal(p).unsqueeze(0)
+    b.fill_diagonal_(0.0)
+    gram.copy_(b)
+
+
+def ease_closed_form(x: Tensor, l2: float) -> Tensor:
+    """EASE weights B [n_items, n_items] of a dense user x item matrix ``x``, in float64 unless ``x`` is float32:
+    the plain formula, for tests and small data."""
+    b = x.t() @ x
+    ease_dense_(b, l2)
+    return b
+
+
+def _topk_ordered(scores: Tensor, k: int) -> tuple[Tensor, Tensor]:
+    """Top-k per row by (score desc, id asc); -inf entries (excluded) come back as id -1."""
+    order = torch.sort(scores, dim=1, descending=True, stable=True).indices[:, :k]
+    top = scores.gather(1, order)
+    return top, torch.where(torch.isneginf(top), torch.full_like(order, -1), order)
+
+
+def csr_topk_dense(
+    weights: Tensor, indptr: Tensor, indices: Tensor, values: Tensor | None, k: int, exclude_seen: bool
+) -> tuple[Tensor, Tensor]:
+    """Per row u of X: top-k of x_u W, the row's own items excluded when ``exclude_seen``."""
+    n = weights.shape[0]
+    x = csr_dense(indptr, indices, values, n, weights.dtype)
+    scores = x @ weights
+    if exclude_seen:
+        rows = torch.repeat_interleave(torch.arange(x.shape[0]), indptr[1:] - indptr[:-1])
+        scores[rows, indices.long()] = -torch.inf
+    return _topk_ordered(scores, k)
+
+
+def csr_topk_sparse(
+    w_indptr: Tensor, w_indices: Tensor, w_values: Tensor, indptr: Tensor, indices: Tensor, values: Tensor | None,
+    k: int, exclude_seen: bool,
+) -> tuple[Tensor, Tensor]:
+    """:func:`csr_topk_dense` with W given as CSR."""
+    n = w_indptr.numel() - 1
+    w = csr_dense(w_indptr, w_indices, w_values, n, w_values.dtype)
+    return csr_topk_dense(w, indptr, indices, values, k, exclude_seen)
+
+
+def _largest(ids: list[int], size: Tensor, m: int) -> list[int]:
+    """The m ids of largest size (ties: lower id), sorted by id."""
+    ranked = sorted(ids, key=lambda i: (-float(size[i]), i))
+    return sorted(ranked[:m])
+
+
+def incomplete_ldl(indptr: Tensor, indices: Tensor, values: Tensor, max_col_nnz: int,
+                   drop_tol: float) -> tuple[Tensor, Tensor, Tensor, Tensor]:
+    """Column-by-column LDL^T with dense columns: w = A[:, k] - sum_{j<k} l_kj d_j L[:, j] over the kept (dropped)
+    factor, with the dropping and compensation rules of :func:`fastrec.ops.linear.incomplete_ldl`."""
+    n = indptr.numel() - 1
+    a = csr_dense(indptr, indices, values, n, torch.float64).t()  # the CSC arrays read as CSR give A^T = lower^T
+    a_diag = torch.diagonal(a).clone()
+    lower = torch.zeros(n, n, dtype=torch.float64)
+    d = torch.zeros(n, dtype=torch.float64)
+    compensation = torch.zeros(n, dtype=torch.float64)
+    for k in range(n):
+        w = a[:, k].clone()
+        w -= lower[:, :k] @ (lower[k, :k] * d[:k])
+        dk = float(w[k] + compensation[k])
+        estimate = max(dk, float(a_diag[k]))
+        cand = [i for i in range(k + 1, n) if w[i] != 0]
+        top = set(_largest(cand, w.abs(), max_col_nnz))
+        keep = []
+        for i in cand:
+            if i in top and abs(float(w[i])) >= drop_tol * math.sqrt(estimate * float(a_diag[i])):
+                keep.append(i)
+            else:  # dropped: moved onto both diagonals (Ajiz-Jennings)
+                g = math.sqrt(float(a_diag[i]) / float(a_diag[k]))
+                compensation[i] += abs(float(w[i])) * g
+                dk += abs(float(w[i])) / g
+        if not dk > 1e-8 * float(a_diag[k]):
+            dk = float(a_diag[k])
+        d[k] = dk
+        for i in keep:
+            lower[i, k] = w[i] / dk
+    sp_l = lower.t().to_sparse_csr()  # rows of L^T = columns of L
+    return sp_l.crow_indices(), sp_l.col_indices().to(torch.int32), sp_l.values(), d
+
+
+def unit_lower_inverse(indptr: Tensor, indices: Tensor, values: Tensor, d: Tensor, max_col_nnz: int,
+                       max_row_nnz: int, drop_tol: float) -> tuple[Tensor, Tensor, Tensor]:
+    """Forward substitution column by column in increasing row order with the dropping rules of
+    :func:`fastrec.ops.linear.unit_lower_inverse`, written with dense vectors."""
+    n = indptr.numel() - 1
+    lower = csr_dense(indptr, indices, values, n, torch.float64).t()
+    inv_sqrt_d = d.rsqrt()
+    w = torch.zeros(n, n, dtype=torch.float64)
+    for j in range(n):
+        x = torch.zeros(n, dtype=torch.float64)
+        x[j] = 1.0
+        kept = []
+        for r in range(j, n):
+            if x[r] == 0 and r != j:
+                continue
+            if abs(float(x[r])) * float(inv_sqrt_d[r]) < drop_tol * float(inv_sqrt_d[j]):
+                continue
+            kept.append(r)
+            x[r + 1:] -= lower[r + 1:, r] * x[r]
+        for r in _largest(kept, x.abs() * inv_sqrt_d, max_col_nnz):
+            w[r, j] = x[r] * inv_sqrt_d[r]
+    for r in range(n):
+        cols = torch.nonzero(w[r]).squeeze(1).tolist()
+        size = w[r].abs()
+        size[r] = torch.inf  # the diagonal always stays
+        keep = _largest(cols, size, max_row_nnz)
+        row = torch.zeros(n, dtype=torch.float64)
+        row[keep] = w[r, keep]
+        w[r] = row
+    out = w.to_sparse_csr()
+    return out.crow_indices(), out.col_indices().to(torch.int32), out.values()

@@ -1,0 +1,309 @@
+"""Sequential models: exact padding masks, agreement with the plain reference, causality, the session-parallel
+iterator, save/load, seeded training, the public API and its input checks, and learning on a synthetic pattern."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+from conftest import CUDA
+
+from fastrec import data
+from fastrec.models import seq
+from fastrec.models.seq._sequences import as_jagged, length_batches, pad_left
+from fastrec.models.seq._transformer import TransformerEncoder
+from fastrec.models.seq.gru4rec import session_parallel
+from fastrec.models.seq.reference import ReferenceSASRec, python_negatives
+
+N_ITEMS = 40
+MODELS = [
+    (seq.SASRec, dict(max_len=12, dim=16, heads=2, layers=2, dropout=0.2)),
+    (seq.BERT4Rec, dict(max_len=12, dim=16, heads=2, layers=2, dropout=0.2)),
+    (seq.GRU4Rec, dict(max_len=12, dim=16, hidden=24, dropout=0.2, n_sample=8)),
+]
+IDS = ["sasrec", "bert4rec", "gru4rec"]
+
+
+def histories(n: int = 9, seed: int = 0) -> list[np.ndarray]:
+    rng = np.random.default_rng(seed)
+    return [rng.choice(N_ITEMS, size=rng.integers(1, 20), replace=False) for _ in range(n)]
+
+
+def synthetic_interactions(n_users: int = 60, length: int = 8, seed: int = 0) -> data.Interactions:
+    """Users walking the item cycle 0 -> 1 -> ... -> N_ITEMS-1 -> 0 from random starts, positions as timestamps."""
+    rng = np.random.default_rng(seed)
+    starts = rng.integers(0, N_ITEMS, n_users)
+    users = np.repeat(np.arange(n_users), length)
+    items = (starts[:, None] + np.arange(length)[None, :]).reshape(-1) % N_ITEMS
+    pos = np.tile(np.arange(length), n_users)
+    return data.Interactions.from_arrays(users, items, timestamps=pos, user_ids="identity", item_ids="identity",
+                                         n_users=n_users, n_items=N_ITEMS)
+
+
+# ---------------------------------------------------------------------------------------------------- inputs
+def test_history_forms_agree():
+    hs = histories()
+    padded = pad_left(*as_jagged(hs), 30)
+    right = np.full_like(padded, -1)
+    for r, h in enumerate(hs):
+        right[r, :h.size] = h
+    for form in (padded, torch.from_numpy(right), as_jagged(hs)):
+        off, items = as_jagged(form)
+        assert np.array_equal(off, as_jagged(hs)[0]) and np.array_equal(items, np.concatenate(hs))
+    trimmed = pad_left(*as_jagged(hs), 5, trim=True)
+    assert trimmed.shape == (len(hs), 5)
+    for r, h in enumerate(hs):
+        assert list(trimmed[r][trimmed[r] >= 0]) == list(h[-5:])
+
+
+def test_length_batches_cover_every_row_once():
+    lengths = np.random.default_rng(1).integers(1, 50, 1000)
+    for bucket in (1, 4):
+        batches = length_batches(lengths, 64, np.random.default_rng(0), bucket)
+        assert np.array_equal(np.sort(np.concatenate(batches)), np.arange(1000))
+    # bucketing groups similar lengths: far less padding than random batches
+    pad = {b: sum(lengths[x].max() * x.size - lengths[x].sum()
+                  for x in length_batches(lengths, 64, np.random.default_rng(0), b)) for b in (1, 16)}
+    assert pad[16] < pad[1] / 5
+
+
+def test_sequences_of_merges_parts_in_time_order():
+    x = synthetic_interactions(n_users=5, length=6)
+    s = data.leave_one_out(x)
+    off, items = seq.sequences_of(s.train, s.valid, s.test)
+    ref_off, ref_items = x.sequences()
+    assert np.array_equal(off, ref_off) and np.array_equal(items, ref_items)
+    valid, test = seq.leave_one_out_cases(s.train, s.valid, s.test)
+    assert np.array_equal(test.targets, ref_items[ref_off[1:] - 1])
+    assert np.array_equal(np.diff(test.offsets), np.diff(ref_off) - 1)
+    assert np.array_equal(valid.targets, ref_items[ref_off[1:] - 2])
+
+
+# ---------------------------------------------------------------------------------------------------- masks
+@pytest.mark.parametrize("causal", [True, False])
+def test_encoder_padding_is_exact(causal):
+    """Real positions give the same outputs whatever padding surrounds them (float64, to rounding)."""
+    torch.manual_seed(0)
+    enc = TransformerEncoder(16, 2, 2, 32, 0.0, 0.0, "gelu", causal).double().eval()
+    x = torch.randn(3, 7, 16, dtype=torch.float64)
+    valid = torch.ones(3, 7, dtype=torch.bool)
+    valid[0, :4] = False
+    valid[1, :1] = False
+    ref = [enc(x[b:b + 1][:, valid[b]], torch.ones(1, int(valid[b].sum()), dtype=torch.bool)) for b in range(3)]
+    out = enc(x, valid)
+    noisy = x.clone()
+    noisy[~valid] = 1e3 * torch.randn(int((~valid).sum()), 16, dtype=torch.float64)
+    out2 = enc(noisy, valid)
+    for b in range(3):
+        torch.testing.assert_close(out[b][valid[b]], ref[b][0], rtol=1e-10, atol=1e-10)
+        torch.testing.assert_close(out2[b][valid[b]], ref[b][0], rtol=1e-10, atol=1e-10)
+    assert torch.isfinite(out).all()
+
+
+def test_sasrec_matches_the_explicit_attention_reference():
+    model = seq.SASRec(N_ITEMS, max_len=10, dim=16, heads=2, layers=2, dropout=0.0, seed=3).double().eval()
+    ref = ReferenceSASRec(N_ITEMS, max_len=10, dim=16, heads=2, layers=2, dropout=0.0).double().eval()
+    ref.load_state_dict(model.state_dict())
+    padded = torch.from_numpy(pad_left(*as_jagged(histories()), 10))
+    with torch.no_grad():
+        got, want = model.sequence_output(padded), ref.sequence_output(padded)
+        valid = padded >= 0
+        torch.testing.assert_close(got[valid], want[valid], rtol=1e-10, atol=1e-10)
+        # trimming all-padding columns (what training batches do) changes nothing
+        trimmed = torch.from_numpy(pad_left(*as_jagged(histories()), 10, trim=True))
+        assert trimmed.shape[1] == 10 or trimmed.shape[1] < padded.shape[1]
+        torch.testing.assert_close(model.sequence_output(trimmed)[:, -1], want[:, -1], rtol=1e-10, atol=1e-10)
+
+
+def test_sasrec_is_causal():
+    model = seq.SASRec(N_ITEMS, max_len=10, dim=16, heads=2, dropout=0.0).double().eval()
+    a = torch.tensor([[3, 5, 7, 9, 11, 13]])
+    b = a.clone()
+    b[0, 4:] = torch.tensor([1, 2])
+    with torch.no_grad():
+        torch.testing.assert_close(model.sequence_output(a)[:, :4], model.sequence_output(b)[:, :4])
+
+
+@pytest.mark.parametrize("cls,kw", MODELS, ids=IDS)
+def test_scores_do_not_depend_on_batch_padding(cls, kw):
+    model = cls(N_ITEMS, **kw)
+    hs = histories()
+    cand = torch.arange(N_ITEMS)
+    together = model.score(hs, cand)
+    for r, h in enumerate(hs):
+        torch.testing.assert_close(model.score([h], cand)[0], together[r], rtol=1e-5, atol=1e-5)
+    torch.testing.assert_close(model.full_scores(hs), together)
+
+
+def test_gru4rec_encode_equals_a_step_loop():
+    model = seq.GRU4Rec(N_ITEMS, max_len=30, dim=8, hidden=12).double().eval()
+    hs = histories()
+    got = model.full_scores(hs)
+    w, b = model.output_vectors()
+    for r, h in enumerate(hs):
+        state = torch.zeros(1, 1, 12, dtype=torch.float64)
+        for item in h:
+            _, state = model.gru(model.item_emb(torch.tensor([[item]])), state)
+        torch.testing.assert_close(got[r], state[0, 0] @ w.t() + b)
+
+
+# ---------------------------------------------------------------------------------------------------- training data
+def test_session_parallel_trains_every_event_once_with_correct_state_carry():
+    rng = np.random.default_rng(0)
+    lengths = rng.integers(2, 9, 37)
+    offsets = np.concatenate([[0], np.cumsum(lengths)])
+    rows = np.arange(37)
+    seen = []
+    slot_session: list[int] = []
+    prev_pos = None
+    for pos, carry, started in session_parallel(offsets, rows, 8, np.random.default_rng(1)):
+        assert (carry == -1).sum() == started
+        session = np.searchsorted(offsets, pos, side="right") - 1
+        for b in range(pos.size):
+            assert pos[b] + 1 < offsets[session[b] + 1]  # a next item exists
+            if carry[b] >= 0:  # continues the previous step's row: same session, next event
+                assert session[b] == slot_session[carry[b]] and pos[b] == prev_pos[carry[b]] + 1
+            else:
+                assert pos[b] == offsets[session[b]]
+        slot_session, prev_pos = list(session), pos
+        seen.extend(pos.tolist())
+    expected = [p for s in rows for p in range(offsets[s], offsets[s + 1] - 1)]
+    assert sorted(seen) == expected
+
+
+def test_bert4rec_cloze_batches():
+    model = seq.BERT4Rec(N_ITEMS, max_len=8, mask_prob=0.3, last_prob=0.5)
+    train = model._prepare(synthetic_interactions())
+    for tokens, labels in model._batches(train, 16, 0, 0):
+        masked = tokens == model.mask_token
+        assert torch.equal(masked, labels >= 0)
+        assert masked.any(dim=1).all()
+        assert (labels[masked] < N_ITEMS).all() and (tokens[~masked] <= N_ITEMS).all()
+
+
+def test_python_negatives_and_numba_sampler_exclude_the_user_items():
+    import random
+    items = {1, 2, 3}
+    assert not items & set(python_negatives(items, 6, 50, random.Random(0)))
+    model = seq.SASRec(N_ITEMS, max_len=8)
+    train = model._prepare(synthetic_interactions())
+    n = 0
+    for inp, tgt, neg in model._batches(train, 16, 0, 0):
+        assert neg.shape == tgt.shape
+        for r in range(inp.shape[0]):  # the whole 8-item sequence is in the row: inp plus the last target
+            user_items = set(inp[r][inp[r] >= 0].tolist()) | set(tgt[r][tgt[r] >= 0].tolist())
+            assert len(user_items) == 8 and not user_items & set(neg[r][tgt[r] >= 0].tolist())
+            n += 1
+    assert n == 60
+
+# ---------------------------------------------------------------------------------------------------- API
+@pytest.mark.parametrize("cls,kw", MODELS, ids=IDS)
+def test_save_load_round_trip_is_exact(cls, kw, tmp_path):
+    model = cls(N_ITEMS, seed=5, **kw)
+    model.fit(synthetic_interactions(), epochs=1, batch_size=16, progress=False)
+    path = tmp_path / "m.pt"
+    model.save(path)
+    back = seq.load(path)
+    assert type(back) is cls and back.config == model.config
+    for k, v in model.state_dict().items():
+        assert torch.equal(v, back.state_dict()[k])
+    hs = histories()
+    assert torch.equal(back.full_scores(hs), model.full_scores(hs))
+    assert torch.equal(cls.load(path).score(hs, torch.arange(5)), model.score(hs, torch.arange(5)))
+    other = seq.SASRec if cls is not seq.SASRec else seq.GRU4Rec
+    with pytest.raises(TypeError, match="not a"):
+        other.load(path)
+
+
+@pytest.mark.parametrize("cls,kw", MODELS, ids=IDS)
+def test_training_repeats_with_a_seed(cls, kw):
+    x = synthetic_interactions()
+    a, b = cls(N_ITEMS, seed=1, **kw), cls(N_ITEMS, seed=1, **kw)
+    ra = a.fit(x, epochs=2, batch_size=16, seed=7, progress=False)
+    rb = b.fit(x, epochs=2, batch_size=16, seed=7, progress=False)
+    assert [h["loss"] for h in ra.history] == [h["loss"] for h in rb.history]
+    for k, v in a.state_dict().items():
+        assert torch.equal(v, b.state_dict()[k]), k
+    c = cls(N_ITEMS, seed=1, **kw)
+    c.fit(x, epochs=1, batch_size=16, seed=8, progress=False)
+    assert any(not torch.equal(v, c.state_dict()[k]) for k, v in a.state_dict().items())
+
+
+def test_recommend_excludes_history_and_orders_scores():
+    model = seq.SASRec(N_ITEMS, max_len=12, dim=16)
+    hs = histories()
+    scores, items = model.recommend(hs, k=5)
+    full = model.full_scores(hs)
+    for r, h in enumerate(hs):
+        assert not set(items[r].tolist()) & set(h.tolist())
+        torch.testing.assert_close(scores[r], full[r, items[r]])
+        assert (scores[r][:-1] >= scores[r][1:]).all()
+    _, with_seen = model.recommend(hs, k=5, exclude_history=False)
+    assert torch.equal(with_seen, full.topk(5, dim=1).indices)
+
+
+def test_bad_input_raises():
+    model = seq.SASRec(N_ITEMS, max_len=12, dim=16)
+    with pytest.raises(ValueError, match="out of range"):
+        model.score([[1, N_ITEMS]], [0])
+    with pytest.raises(ValueError, match="items: id out of range"):
+        model.score([[1, 2]], [N_ITEMS])
+    with pytest.raises(ValueError, match="k must be"):
+        model.recommend([[1, 2]], k=0)
+    with pytest.raises(ValueError, match="2-D"):
+        model.score(np.zeros((2, 2, 2), np.int64), [0])
+    with pytest.raises(ValueError, match="loss must be"):
+        seq.SASRec(N_ITEMS, loss="hinge")
+    with pytest.raises(ValueError, match="loss must be"):
+        seq.GRU4Rec(N_ITEMS, loss="bpr")
+    with pytest.raises(ValueError, match="divisible"):
+        seq.SASRec(N_ITEMS, dim=10, heads=3)
+    with pytest.raises(ValueError, match="n_items"):
+        seq.SASRec(0)
+    with pytest.raises(ValueError, match="out of range"):
+        model.fit([[1, 2, N_ITEMS + 3]], epochs=1, progress=False)
+    with pytest.raises(ValueError, match="monitor|checkpoint"):
+        model.fit(synthetic_interactions(), epochs=1, checkpoint="x.pt", progress=False)
+
+
+# ---------------------------------------------------------------------------------------------------- learning
+@pytest.mark.parametrize("cls,kw,fit_kw,hr1", [
+    (seq.SASRec, dict(max_len=8, dim=32, heads=2, dropout=0.1), dict(epochs=20, lr=1e-2), 0.9),
+    (seq.SASRec, dict(max_len=8, dim=32, heads=2, dropout=0.1, loss="softmax"), dict(epochs=20, lr=5e-3), 0.9),
+    (seq.BERT4Rec, dict(max_len=8, dim=32, heads=2, dropout=0.1), dict(epochs=40, lr=5e-3), 0.7),
+    (seq.GRU4Rec, dict(max_len=8, dim=32, hidden=32, n_sample=16, loss="softmax"), dict(epochs=15, lr=1e-2), 0.9),
+    (seq.GRU4Rec, dict(max_len=8, dim=32, hidden=32, n_sample=16, loss="bpr-max"), dict(epochs=15, lr=1e-2), 0.9),
+    (seq.GRU4Rec, dict(max_len=8, dim=32, hidden=32, n_sample=16, loss="top1-max"), dict(epochs=15, lr=1e-2), 0.9),
+], ids=["sasrec-bce", "sasrec-softmax", "bert4rec", "gru4rec-ce", "gru4rec-bpr-max", "gru4rec-top1-max"])
+def test_models_learn_a_deterministic_sequence(cls, kw, fit_kw, hr1, tmp_path):
+    """Items follow a cycle: after item i comes i + 1 (random guessing: HR@1 ~ 1/33, HR@5 ~ 5/33). Early stopping
+    on a validation split, the best model kept and checkpointed."""
+    x = synthetic_interactions(n_users=120)
+    s = data.leave_one_out(x)
+    valid, test = seq.leave_one_out_cases(s.train, s.valid, s.test)
+    model = cls(N_ITEMS, **kw)
+    res = model.fit(s.train, valid=seq.full_evaluator(valid, ks=1, metrics=("hr",)), monitor="hr@1", batch_size=32,
+                    patience=50, progress=False, checkpoint=tmp_path / "best.pt", **fit_kw)
+    assert res.best["hr@1"] == max(h["hr@1"] for h in res.history)
+    got = seq.full_evaluator(test, ks=(1, 5), metrics=("hr",))(model)
+    assert got["hr@1"] > hr1 and got["hr@5"] > 0.95
+    assert torch.equal(seq.load(tmp_path / "best.pt").full_scores([[1, 2]]), model.full_scores([[1, 2]]))
+
+
+@CUDA
+@pytest.mark.parametrize("cls,kw", MODELS, ids=IDS)
+def test_cuda_matches_cpu(cls, kw):
+    """The same weights give the same scores and recommendations on a GPU; a short fit runs there."""
+    model = cls(N_ITEMS, **kw)
+    hs = histories()
+    other = cls(N_ITEMS, **kw).to("cuda")
+    other.load_state_dict(model.state_dict())
+    torch.testing.assert_close(other.full_scores(hs).cpu(), model.full_scores(hs), rtol=1e-4, atol=1e-4)
+    torch.testing.assert_close(other.score(hs, torch.arange(5)).cpu(), model.score(hs, torch.arange(5)),
+                               rtol=1e-4, atol=1e-4)
+    assert other.recommend(hs, k=3)[1].device.type == "cuda"
+    s = data.leave_one_out(synthetic_interactions())
+    valid, _ = seq.leave_one_out_cases(s.train, s.valid, s.test)
+    res = other.fit(s.train, valid=seq.full_evaluator(valid, ks=5, metrics=("hr",)), monitor="hr@5", epochs=2,
+                    batch_size=16, progress=False)
+    assert len(res.history) == 2 and np.isfinite(res.history[-1]["loss"])
