@@ -71,7 +71,8 @@ class TwoStage:
                  features: Callable[[Tensor, Tensor], Any] | None = None,
                  retriever_kwargs: dict[str, Any] | None = None, block_size: int = 256) -> None:
         if not callable(getattr(retriever, "recommend", None)):
-            raise TypeError(f"retriever must have recommend(users, k, exclude_seen=...), got {type(retriever).__name__}")
+            raise TypeError(f"retriever must have recommend(users, k, exclude_seen=...), got "
+                            f"{type(retriever).__name__}")
         check_positive("n_candidates", n_candidates, integer=True)
         check_positive("block_size", block_size, integer=True)
         if isinstance(ranker, nn.Module) and not isinstance(ranker, Recommender) and features is None:
