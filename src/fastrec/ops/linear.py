@@ -22,6 +22,11 @@ __all__ = [
 _FLOATS = (torch.float32, torch.float64)
 
 
+def _native(t: Tensor) -> bool:
+    """These kernels exist for the CPU only: other devices run the reference."""
+    return _extension.is_available() and t.device.type == "cpu"
+
+
 def _check_csr(op: str, name: str, indptr: Tensor, indices: Tensor, values: Tensor | None, n_cols: int) -> None:
     # The C++ kernels check the same (and ids and ordering, element by element); these run first so that the
     # reference path raises the same clear errors for the common mistakes.
@@ -54,7 +59,7 @@ def gram_dense(indptr: Tensor, indices: Tensor, values: Tensor | None, n_items: 
     """
     _check_csr("gram_dense", "X", indptr, indices, values, n_items)
     _check_dtype("gram_dense", dtype)
-    if _extension.has_kernel(indptr.device):
+    if _native(indptr):
         return torch.ops.fastrec.gram_dense.default(indptr, indices, values, n_items, dtype)
     return reference.gram_dense(indptr, indices, values, n_items, dtype)
 
@@ -71,7 +76,7 @@ def gram_sparse(indptr: Tensor, indices: Tensor, values: Tensor | None, n_items:
         raise ValueError(f"gram_sparse: threshold must be finite and >= 0, got {threshold}")
     if top_m < 0:
         raise ValueError(f"gram_sparse: top_m must be >= 0 (0: no limit), got {top_m}")
-    if _extension.has_kernel(indptr.device):
+    if _native(indptr):
         return torch.ops.fastrec.gram_sparse.default(indptr, indices, values, n_items, float(threshold), int(top_m),
                                                      dtype)
     return reference.gram_sparse(indptr, indices, values, n_items, float(threshold), int(top_m), dtype)
@@ -87,7 +92,7 @@ def ease_dense_(gram: Tensor, l2: float) -> Tensor:
     _check_dtype("ease_dense_", gram.dtype)
     if not (l2 > 0 and l2 != float("inf")):
         raise ValueError(f"ease_dense_: l2 must be finite and > 0, got {l2}")
-    if _extension.has_kernel(gram.device) and gram.is_contiguous():
+    if _native(gram) and gram.is_contiguous():
         torch.ops.fastrec.ease_dense_.default(gram, float(l2))
     else:
         reference.ease_dense_(gram, float(l2))
@@ -111,7 +116,7 @@ def csr_topk_dense(weights: Tensor, indptr: Tensor, indices: Tensor, values: Ten
     n = weights.shape[0]
     _check_csr("csr_topk_dense", "X", indptr, indices, values, n)
     _check_topk("csr_topk_dense", k, n)
-    if _extension.has_kernel(weights.device):
+    if _native(weights):
         return torch.ops.fastrec.csr_topk_dense.default(weights.contiguous(), indptr, indices, values, k,
                                                         exclude_seen)
     return reference.csr_topk_dense(weights, indptr, indices, values, k, exclude_seen)
@@ -127,7 +132,7 @@ def csr_topk_sparse(w_indptr: Tensor, w_indices: Tensor, w_values: Tensor, indpt
         raise ValueError("csr_topk_sparse: w_values is required")
     _check_csr("csr_topk_sparse", "X", indptr, indices, values, n)
     _check_topk("csr_topk_sparse", k, n)
-    if _extension.has_kernel(w_values.device):
+    if _native(w_values):
         return torch.ops.fastrec.csr_topk_sparse.default(w_indptr, w_indices, w_values, indptr, indices, values, k,
                                                          exclude_seen)
     return reference.csr_topk_sparse(w_indptr, w_indices, w_values, indptr, indices, values, k, exclude_seen)
@@ -150,7 +155,7 @@ def incomplete_ldl(indptr: Tensor, indices: Tensor, values: Tensor, max_col_nnz:
     _check_lower("incomplete_ldl", indptr, indices, values)
     if max_col_nnz < 0 or not drop_tol >= 0:
         raise ValueError(f"incomplete_ldl: need max_col_nnz >= 0 and drop_tol >= 0, got {max_col_nnz}, {drop_tol}")
-    if _extension.has_kernel(indptr.device):
+    if _native(indptr):
         return torch.ops.fastrec.incomplete_ldl.default(indptr, indices, values, int(max_col_nnz), float(drop_tol))
     return reference.incomplete_ldl(indptr, indices, values, int(max_col_nnz), float(drop_tol))
 
@@ -166,7 +171,7 @@ def unit_lower_inverse(indptr: Tensor, indices: Tensor, values: Tensor, d: Tenso
     if max_col_nnz < 1 or max_row_nnz < 1 or not drop_tol >= 0:
         raise ValueError(f"unit_lower_inverse: need max_col_nnz, max_row_nnz >= 1 and drop_tol >= 0, got "
                          f"{max_col_nnz}, {max_row_nnz}, {drop_tol}")
-    if _extension.has_kernel(indptr.device):
+    if _native(indptr):
         return torch.ops.fastrec.unit_lower_inverse.default(indptr, indices, values, d, int(max_col_nnz),
                                                             int(max_row_nnz), float(drop_tol))
     return reference.unit_lower_inverse(indptr, indices, values, d, int(max_col_nnz), int(max_row_nnz),
