@@ -17,6 +17,8 @@ from fastrec.nn import EmbeddingBag, EmbeddingBagCollection, TableConfig
 from fastrec.ops import reference
 from fastrec.optim import FusedAdagrad, FusedAdam, FusedRowWiseAdagrad, FusedSGD
 
+from conftest import CUDA, DEVICES
+
 # (rows, dim, pooling) per table; dims hit the kernel's fixed-size paths (8, 16, 64, 128) and the generic one.
 MIXED_TABLES = [(50, 16, 0), (7, 3, 1), (1000, 8, 0), (20, 17, 1), (300, 64, 0), (5, 128, 1)]
 
@@ -86,6 +88,42 @@ def test_forward_and_sparse_gradient_match_reference(case, weighted, index_dtype
     torch.testing.assert_close(grad.to_dense(), expected_grad, rtol=1e-5, atol=1e-5)
 
 
+@pytest.mark.parametrize("device", DEVICES)
+@pytest.mark.parametrize("case", [0, 2, 3])
+def test_per_sample_weights_gradient_matches_reference(case, device):
+    tables, feature_tables, batch, max_len = CASES[case]
+    layout, elements, _ = make_layout(tables)
+    weights = _weights(0, elements, False, torch.float32).to(device).requires_grad_()
+    ft = list(feature_tables)
+    indices, offsets, psw = make_batch(tables, feature_tables, batch, max_len, seed=case, weighted=True)
+    indices, offsets, psw = indices.to(device), offsets.to(device), psw.to(device).requires_grad_()
+    out = ops.embedding_bag(weights, layout, ft, indices, offsets, psw)
+    grad_out = torch.randn_like(out)
+    grads = torch.autograd.grad(out, (weights, psw), grad_out)
+    w64, psw64 = weights.detach().double().requires_grad_(), psw.detach().double().requires_grad_()
+    expected = torch.autograd.grad(reference.embedding_bag(w64, layout, ft, indices, offsets, psw64), (w64, psw64),
+                                   grad_out.double())
+    torch.testing.assert_close(grads[0].to_dense().double(), expected[0], rtol=1e-5, atol=1e-5)
+    torch.testing.assert_close(grads[1].double(), expected[1], rtol=1e-5, atol=1e-5)
+
+
+def test_per_sample_weights_gradient_with_fused_optimizer_uses_rows_before_the_update():
+    collection = EmbeddingBagCollection([TableConfig("tags", 12, 8, ("tags",), pooling="mean")],
+                                        optimizer=FusedSGD(lr=0.5))
+    before = collection.weight.detach().clone()
+    values, lengths = torch.tensor([1, 1, 3, 7]), torch.tensor([3, 0, 1])
+    weights = torch.rand(4, requires_grad=True)
+    out = collection(KeyedJagged(["tags"], values, lengths=lengths, weights=weights), concat=True)
+    grad_out = torch.randn_like(out)
+    out.backward(grad_out)
+    plain = EmbeddingBagCollection([TableConfig("tags", 12, 8, ("tags",), pooling="mean")])
+    plain.weight.data.copy_(before)
+    w = weights.detach().clone().requires_grad_()
+    plain(KeyedJagged(["tags"], values, lengths=lengths, weights=w), concat=True).backward(grad_out)
+    torch.testing.assert_close(weights.grad, w.grad)
+    assert not torch.equal(collection.weight, before)  # and the rows were updated
+
+
 @pytest.mark.parametrize("dtype", [torch.float16, torch.bfloat16])
 def test_half_precision_weights_accumulate_in_float32(dtype):
     tables, feature_tables, batch, max_len = CASES[0]
@@ -123,6 +161,8 @@ def test_opcheck():
     torch.library.opcheck(torch.ops.fastrec.embedding_bag_forward.default, (weights, layout, ft, indices, offsets, psw))
     torch.library.opcheck(torch.ops.fastrec.embedding_bag_forward.default, (weights, layout, ft, indices, offsets, None))
     grad = torch.randn(batch, 48)
+    torch.library.opcheck(torch.ops.fastrec.embedding_bag_backward_per_sample_weights.default,
+                          (grad, weights.detach(), layout, ft, indices, offsets))
     state = torch.zeros(total_rows)
     torch.library.opcheck(
         torch.ops.fastrec.embedding_bag_backward_fused.default,
@@ -165,8 +205,9 @@ BAD_OP_INPUTS = [
 ]
 
 
+@pytest.mark.parametrize("device", DEVICES)
 @pytest.mark.parametrize("override, error, message", BAD_OP_INPUTS)
-def test_bad_input_raises_before_reading(override, error, message):
+def test_bad_input_raises_before_reading(override, error, message, device):
     layout, _, _ = make_layout([(10, 4, 0), (10, 4, 0)])
     args = dict(weights=torch.zeros(20, 4), feature_tables=[0, 1, 0], indices=torch.tensor([0, 1]),
                 offsets=torch.tensor([0, 1, 1, 2]), psw=None)
@@ -174,9 +215,15 @@ def test_bad_input_raises_before_reading(override, error, message):
         args["feature_tables"] = [0]
         args["offsets"] = torch.tensor([0, 1, 1, 2])
     args.update(override)
+    args = {k: v.to(device) if isinstance(v, torch.Tensor) else v for k, v in args.items()}
     with pytest.raises(error, match=message):
         ops.embedding_bag(args["weights"], layout, args["feature_tables"], args["indices"], args["offsets"],
                           args["psw"])
+    if device == "cuda" and "weights" not in override:  # the CUDA backward flags bad input the same way
+        grad = torch.zeros(1, 4 * len(args["feature_tables"]), device=device)
+        with pytest.raises(error, match=message):
+            torch.ops.fastrec.embedding_bag_backward_sparse(grad, layout, args["feature_tables"], args["indices"],
+                                                            args["offsets"], args["psw"])
 
 
 # ---- fused optimizers ----
@@ -366,9 +413,6 @@ def test_module_errors_name_the_feature():
         KeyedJagged(["a"], torch.tensor([1]), lengths=torch.tensor([2, -1]))
     with pytest.raises(ValueError, match="give exactly one of lengths and offsets"):
         KeyedJagged(["a"], torch.tensor([1]))
-    with pytest.raises(NotImplementedError, match="per_sample_weights"):
-        weights = torch.ones(1, requires_grad=True)
-        collection(KeyedJagged(["items"], torch.tensor([1]), lengths=torch.tensor([1]), weights=weights))
 
 
 # ---- the nn.EmbeddingBag drop-in ----
@@ -443,3 +487,47 @@ def test_fused_update_of_half_precision_weights(dtype):
     half(kjt, concat=True).backward(grad_out)
     full(kjt, concat=True).backward(grad_out)
     torch.testing.assert_close(half.weight.float(), full.weight.to(dtype).float(), rtol=0, atol=0)
+
+
+# ---- CUDA kernels against the CPU kernels (which the tests above check against the reference) ----
+
+
+@CUDA
+@pytest.mark.parametrize("case", range(len(CASES)))
+@pytest.mark.parametrize("weighted", [False, True])
+@pytest.mark.parametrize("index_dtype", [torch.int64, torch.int32])
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float16])
+def test_cuda_forward_and_sparse_gradient_match_cpu(case, weighted, index_dtype, dtype):
+    tables, feature_tables, batch, max_len = CASES[case]
+    layout, elements, _ = make_layout(tables)
+    weights = _weights(0, elements, False, dtype)
+    ft = list(feature_tables)
+    indices, offsets, psw = make_batch(tables, feature_tables, batch, max_len, seed=case, index_dtype=index_dtype,
+                                       weighted=weighted)
+    cuda = [t.cuda() if t is not None else None for t in (weights, indices, offsets, psw)]
+    out = torch.ops.fastrec.embedding_bag_forward(weights, layout, ft, indices, offsets, psw)
+    out_cuda = torch.ops.fastrec.embedding_bag_forward(cuda[0], layout, ft, *cuda[1:])
+    torch.testing.assert_close(out_cuda.cpu(), out, rtol=1e-5, atol=1e-5)
+    grad_out = torch.randn_like(out)
+    rows, values = torch.ops.fastrec.embedding_bag_backward_sparse(grad_out, layout, ft, indices, offsets, psw)
+    rows_cuda, values_cuda = torch.ops.fastrec.embedding_bag_backward_sparse(grad_out.cuda(), layout, ft, *cuda[1:])
+    torch.testing.assert_close(rows_cuda.cpu(), rows)
+    torch.testing.assert_close(values_cuda.cpu(), values, rtol=1e-5, atol=1e-5)
+
+
+@CUDA
+@pytest.mark.parametrize("dtype", [torch.float32, torch.bfloat16])
+@pytest.mark.parametrize("optimizer", [*OPTIMIZERS, FusedRowWiseAdagrad(lr=0.1, weight_decay=0.01)], ids=repr)
+def test_cuda_fused_optimizer_steps_match_cpu(optimizer, dtype):
+    torch.manual_seed(0)
+    cpu = EmbeddingBagCollection(COLLECTION_TABLES, optimizer=copy.deepcopy(optimizer), dtype=dtype)
+    gpu = copy.deepcopy(cpu).cuda()
+    for step in range(1, 4):
+        kjt = _random_kjt(batch=64, seed=step)
+        kjt_cuda = KeyedJagged(kjt.keys, kjt.values.cuda(), offsets=kjt.offsets.cuda(), weights=kjt.weights.cuda())
+        grad_out = torch.randn(64, 32)
+        cpu(kjt, concat=True).backward(grad_out)
+        gpu(kjt_cuda, concat=True).backward(grad_out.cuda())
+    tolerance = dict(rtol=1e-5, atol=1e-6) if dtype == torch.float32 else dict(rtol=1e-2, atol=1e-2)
+    for name, value in cpu.state_dict().items():
+        torch.testing.assert_close(gpu.state_dict()[name].cpu(), value, **tolerance)

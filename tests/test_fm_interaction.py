@@ -256,3 +256,22 @@ def test_devices_without_kernel_use_the_reference():
     emb = torch.randn(2, 3, 4, device="meta")
     assert fm_interaction(emb).shape == (2,)
     assert fm_interaction(emb, reduce=False).shape == (2, 4)
+
+
+def test_backward_reuses_its_buffer_only_when_free():
+    emb, grad_out = torch.randn(8, 5, 4), torch.randn(8)
+    kept, _ = torch.ops.fastrec.fm_interaction_backward.default(grad_out, emb, None, True)
+    snapshot = kept.clone()
+    second, _ = torch.ops.fastrec.fm_interaction_backward.default(2 * grad_out, emb, None, True)
+    assert second.data_ptr() != kept.data_ptr()  # `kept` is still held: a fresh buffer
+    torch.testing.assert_close(kept, snapshot)
+    torch.testing.assert_close(second, 2 * snapshot)
+    view = second[:1]
+    del second
+    third, _ = torch.ops.fastrec.fm_interaction_backward.default(grad_out, emb, None, True)
+    assert third.data_ptr() not in (kept.data_ptr(), view.data_ptr())  # a view keeps the storage held too
+    ptr = third.data_ptr()
+    del third, view
+    fourth, _ = torch.ops.fastrec.fm_interaction_backward.default(grad_out, emb, None, True)
+    assert fourth.data_ptr() == ptr  # free again: reused
+    torch.testing.assert_close(fourth, snapshot)

@@ -14,6 +14,7 @@
 #include <ATen/core/Tensor.h>
 #include <c10/util/Exception.h>
 
+#include <cmath>
 #include <cstdint>
 #include <vector>
 
@@ -112,16 +113,90 @@ inline Layout make_layout(const char* op, c10::Device device, int64_t num_elemen
   return layout;
 }
 
-// ---- per-row optimizer math (float32), applied to one row of `dim` elements ----
+// ---- checks of the values of offsets and indices (host side; the CUDA kernels flag, the host then explains) ----
+[[noreturn]] inline void throw_out_of_range(int64_t feature, const Feature& feat, int64_t position, int64_t id) {
+  TORCH_CHECK_INDEX(false, "embedding_bag: id ", id, " at indices[", position, "] (feature ", feature, ", table ",
+                    feat.table, ") is out of range [0, ", feat.num_rows, ")");
+}
+
+template <typename index_t>
+void check_offsets(const index_t* offsets, int64_t num_bags, int64_t num_indices) {
+  TORCH_CHECK_VALUE(offsets[0] == 0, "embedding_bag: offsets[0] must be 0, got ", int64_t(offsets[0]));
+  TORCH_CHECK_VALUE(int64_t(offsets[num_bags]) == num_indices, "embedding_bag: offsets[-1] must equal len(indices) = ",
+                    num_indices, ", got ", int64_t(offsets[num_bags]));
+  int64_t bad = -1;
+  for (int64_t g = 0; g < num_bags; ++g) {
+    if (offsets[g + 1] < offsets[g]) {
+      bad = g;
+      break;
+    }
+  }
+  TORCH_CHECK_VALUE(bad < 0, "embedding_bag: offsets must be non-decreasing, but offsets[", bad + 1, "] = ",
+                    int64_t(offsets[bad + 1]), " < offsets[", bad, "] = ", int64_t(offsets[bad]));
+}
+
+// ---- per-element optimizer math (float32), shared by the CPU and CUDA kernels ----
 struct OptimizerParams {
   Optimizer kind;
   float lr, eps, beta1, beta2, weight_decay;
-  int64_t step;  // Adam: the step number after this update (1 for the first)
+  float adam_step_size;  // Adam: lr * sqrt(1 - beta2^t) / (1 - beta1^t) for this step t (bias corrections folded)
+
+  OptimizerParams(Optimizer kind, double lr, double eps, double beta1, double beta2, double weight_decay, int64_t step)
+      : kind(kind), lr(float(lr)), eps(float(eps)), beta1(float(beta1)), beta2(float(beta2)),
+        weight_decay(float(weight_decay)),
+        adam_step_size(float(lr * std::sqrt(1.0 - std::pow(beta2, double(step))) /
+                             (1.0 - std::pow(beta1, double(step))))) {}
 };
 
-// Row-wise Adagrad keeps one accumulator per row: the mean over the row of g^2 (FBGEMM's convention).
+// The optimizer code of embedding_bag_backward_fused, checked.
+inline Optimizer optimizer_kind(const char* op, int64_t optimizer) {
+  TORCH_CHECK_VALUE(optimizer >= 0 && optimizer <= int64_t(Optimizer::Adam), op,
+                    ": optimizer must be 0 (SGD), 1 (Adagrad), 2 (row-wise Adagrad) or 3 (Adam), got ", optimizer);
+  return Optimizer(optimizer);
+}
+
+// Checks the optimizer state the fused step updates: state1 holds Adagrad's sums (one per weight), row-wise
+// Adagrad's (one per row) or Adam's first moments; state2 Adam's second moments; unused states are empty.
+inline void check_optimizer_state(const char* op, Optimizer kind, const at::Tensor& weights, const at::Tensor& state1,
+                                  const at::Tensor& state2, int64_t total_rows, int64_t step) {
+  auto check = [&](const at::Tensor& state, const char* name, int64_t expected) {
+    TORCH_CHECK_VALUE(state.scalar_type() == at::kFloat && state.is_contiguous() && state.numel() == expected &&
+                          state.device() == weights.device(),
+                      op, ": ", name, " must be a contiguous float32 tensor of ", expected,
+                      " elements on the weights' device, got ", state.scalar_type(), " of ", state.numel());
+  };
+  check(state1, "state1",
+        kind == Optimizer::SGD ? 0 : kind == Optimizer::RowWiseAdagrad ? total_rows : weights.numel());
+  check(state2, "state2", kind == Optimizer::Adam ? weights.numel() : 0);
+  TORCH_CHECK_VALUE(kind != Optimizer::Adam || step >= 1, op, ": Adam's step must be >= 1, got ", step);
+}
+
+// Each returns the updated weight from the weight w and the aggregated gradient g (weight decay added here).
+FASTREC_HOST_DEVICE float sgd_update(const OptimizerParams& p, float w, float g) {
+  return w - p.lr * (g + p.weight_decay * w);
+}
+
+FASTREC_HOST_DEVICE float adagrad_update(const OptimizerParams& p, float w, float g, float& sum_sq) {
+  const float gd = g + p.weight_decay * w;
+  sum_sq += gd * gd;
+  return w - p.lr * gd / (sqrtf(sum_sq) + p.eps);
+}
+
+FASTREC_HOST_DEVICE float adam_update(const OptimizerParams& p, float w, float g, float& m, float& v) {
+  const float gd = g + p.weight_decay * w;
+  m = p.beta1 * m + (1.f - p.beta1) * gd;
+  v = p.beta2 * v + (1.f - p.beta2) * gd * gd;
+  return w - p.adam_step_size * m / (sqrtf(v) + p.eps);
+}
+
+// Row-wise Adagrad keeps one accumulator per row: the mean over the row of g^2 (FBGEMM's convention). The row's
+// update is w - multiplier * (g + weight_decay * w), with the multiplier of the accumulator after this step.
 FASTREC_HOST_DEVICE float rowwise_adagrad_multiplier(float lr, float eps, float accumulator) {
   return lr / (sqrtf(accumulator) + eps);
+}
+
+FASTREC_HOST_DEVICE float rowwise_adagrad_update(const OptimizerParams& p, float w, float g, float multiplier) {
+  return w - multiplier * (g + p.weight_decay * w);
 }
 
 }  // namespace fastrec::embedding

@@ -2,7 +2,7 @@
 
 from importlib.metadata import PackageNotFoundError, version
 
-from fastrec import data, evaluate, metrics, nn, ops, optim, retrieval
+from fastrec import data, evaluate, features, linear, metrics, nn, ops, optim, retrieval, train
 from fastrec._extension import is_available as extension_available
 from fastrec.jagged import KeyedJagged
 
@@ -12,5 +12,6 @@ except PackageNotFoundError:  # running from a source tree that was never instal
     __version__ = "0+unknown"
 
 __all__ = [
-    "KeyedJagged", "__version__", "data", "evaluate", "extension_available", "metrics", "nn", "ops", "optim", "retrieval",
+    "KeyedJagged", "__version__", "data", "evaluate", "extension_available", "features", "linear", "metrics", "nn",
+    "ops", "optim", "retrieval", "train",
 ]

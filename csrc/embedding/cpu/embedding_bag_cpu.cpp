@@ -20,6 +20,7 @@
 #include <tuple>
 
 #include "common/parallel.h"
+#include "common/reusable_buffer.h"
 #include "embedding/embedding_bag.h"
 
 namespace fastrec::embedding {
@@ -42,27 +43,6 @@ T* scratch(int64_t n) {
     buffer.reset(new T[capacity]);
   }
   return buffer.get();
-}
-
-[[noreturn]] void throw_out_of_range(int64_t feature, const Feature& feat, int64_t position, int64_t id) {
-  TORCH_CHECK_INDEX(false, "embedding_bag: id ", id, " at indices[", position, "] (feature ", feature, ", table ",
-                    feat.table, ") is out of range [0, ", feat.num_rows, ")");
-}
-
-template <typename index_t>
-void check_offsets(const index_t* offsets, int64_t num_bags, int64_t num_indices) {
-  TORCH_CHECK_VALUE(offsets[0] == 0, "embedding_bag: offsets[0] must be 0, got ", int64_t(offsets[0]));
-  TORCH_CHECK_VALUE(int64_t(offsets[num_bags]) == num_indices, "embedding_bag: offsets[-1] must equal len(indices) = ",
-                    num_indices, ", got ", int64_t(offsets[num_bags]));
-  int64_t bad = -1;
-  for (int64_t g = 0; g < num_bags; ++g) {
-    if (offsets[g + 1] < offsets[g]) {
-      bad = g;
-      break;
-    }
-  }
-  TORCH_CHECK_VALUE(bad < 0, "embedding_bag: offsets must be non-decreasing, but offsets[", bad + 1, "] = ",
-                    int64_t(offsets[bad + 1]), " < offsets[", bad, "] = ", int64_t(offsets[bad]));
 }
 
 // ---------------------------------------------------------------------------------------------------------------
@@ -301,19 +281,11 @@ inline void apply_update(const OptimizerParams& p, weight_t* __restrict__ w, flo
   switch (p.kind) {
     case Optimizer::SGD:
 #pragma omp simd
-      for (int64_t k = 0; k < dim; ++k) {
-        const float wk = float(w[k]);
-        w[k] = weight_t(wk - p.lr * (g[k] + p.weight_decay * wk));
-      }
+      for (int64_t k = 0; k < dim; ++k) w[k] = weight_t(sgd_update(p, float(w[k]), g[k]));
       break;
     case Optimizer::Adagrad:
 #pragma omp simd
-      for (int64_t k = 0; k < dim; ++k) {
-        const float wk = float(w[k]);
-        const float gk = g[k] + p.weight_decay * wk;
-        state1[k] += gk * gk;
-        w[k] = weight_t(wk - p.lr * gk / (std::sqrt(state1[k]) + p.eps));
-      }
+      for (int64_t k = 0; k < dim; ++k) w[k] = weight_t(adagrad_update(p, float(w[k]), g[k], state1[k]));
       break;
     case Optimizer::RowWiseAdagrad: {
       float sum_sq = 0.f;
@@ -325,26 +297,13 @@ inline void apply_update(const OptimizerParams& p, weight_t* __restrict__ w, flo
       *row_state += dim > 0 ? sum_sq / float(dim) : 0.f;
       const float multiplier = rowwise_adagrad_multiplier(p.lr, p.eps, *row_state);
 #pragma omp simd
-      for (int64_t k = 0; k < dim; ++k) {
-        const float wk = float(w[k]);
-        w[k] = weight_t(wk - multiplier * (g[k] + p.weight_decay * wk));
-      }
+      for (int64_t k = 0; k < dim; ++k) w[k] = weight_t(rowwise_adagrad_update(p, float(w[k]), g[k], multiplier));
       break;
     }
-    case Optimizer::Adam: {
-      const double t = double(p.step);
-      const float step_size =
-          float(double(p.lr) * std::sqrt(1.0 - std::pow(double(p.beta2), t)) / (1.0 - std::pow(double(p.beta1), t)));
+    case Optimizer::Adam:
 #pragma omp simd
-      for (int64_t k = 0; k < dim; ++k) {
-        const float wk = float(w[k]);
-        const float gk = g[k] + p.weight_decay * wk;
-        state1[k] = p.beta1 * state1[k] + (1.f - p.beta1) * gk;
-        state2[k] = p.beta2 * state2[k] + (1.f - p.beta2) * gk * gk;
-        w[k] = weight_t(wk - step_size * state1[k] / (std::sqrt(state2[k]) + p.eps));
-      }
+      for (int64_t k = 0; k < dim; ++k) w[k] = weight_t(adam_update(p, float(w[k]), g[k], state1[k], state2[k]));
       break;
-    }
   }
 }
 
@@ -385,13 +344,60 @@ at::Tensor embedding_bag_forward_cpu(const at::Tensor& weights, c10::IntArrayRef
                                      const at::Tensor& offsets, const std::optional<at::Tensor>& per_sample_weights) {
   const Inputs in =
       prepare("embedding_bag_forward", &weights, table_layout, feature_tables, indices, offsets, per_sample_weights);
-  at::Tensor out = at::empty({in.layout.batch, in.layout.output_width}, weights.options().dtype(at::kFloat));
+  // Every element of the output is written: into the previous call's memory when nothing holds it any more (a
+  // fresh [B, sum D] buffer is a new mapping whose page faults cost as much as the lookups at pooling 1).
+  static ReusableBuffer output_buffer;
+  at::Tensor out = output_buffer.get({in.layout.batch, in.layout.output_width}, weights.options().dtype(at::kFloat));
   AT_DISPATCH_FLOATING_TYPES_AND2(at::kHalf, at::kBFloat16, weights.scalar_type(), "embedding_bag_forward", [&] {
     using weight_t = scalar_t;
     AT_DISPATCH_INDEX_TYPES(in.indices.scalar_type(), "embedding_bag_forward", [&] {
       forward_kernel<weight_t, index_t>(in.layout, weights.const_data_ptr<weight_t>(),
                                         in.indices.const_data_ptr<index_t>(), in.offsets.const_data_ptr<index_t>(),
                                         in.per_sample_weights, out.mutable_data_ptr<float>());
+    });
+  });
+  return out;
+}
+
+template <typename weight_t>
+inline float dot_row(const float* __restrict__ y, const weight_t* __restrict__ row, int64_t dim) {
+  float dot = 0.f;
+#pragma omp simd reduction(+ : dot)
+  for (int64_t k = 0; k < dim; ++k) dot += y[k] * static_cast<float>(row[k]);
+  return dot;
+}
+
+at::Tensor embedding_bag_backward_per_sample_weights_cpu(const at::Tensor& grad_output, const at::Tensor& weights,
+                                                         c10::IntArrayRef table_layout, c10::IntArrayRef feature_tables,
+                                                         const at::Tensor& indices, const at::Tensor& offsets) {
+  static constexpr const char* op = "embedding_bag_backward_per_sample_weights";
+  const Inputs in = prepare(op, &weights, table_layout, feature_tables, indices, offsets, std::nullopt);
+  check_grad_output(op, grad_output, in.layout);
+  const at::Tensor grad = grad_output.contiguous();
+  at::Tensor out = at::empty({indices.numel()}, grad.options());
+  const int64_t B = in.layout.batch, num_bags = int64_t(in.layout.features.size()) * B;
+  AT_DISPATCH_FLOATING_TYPES_AND2(at::kHalf, at::kBFloat16, weights.scalar_type(), op, [&] {
+    using weight_t = scalar_t;
+    AT_DISPATCH_INDEX_TYPES(in.indices.scalar_type(), op, [&] {
+      const weight_t* w = weights.const_data_ptr<weight_t>();
+      const index_t* idx = in.indices.const_data_ptr<index_t>();
+      const index_t* off = in.offsets.const_data_ptr<index_t>();
+      const float* go = grad.const_data_ptr<float>();
+      float* result = out.mutable_data_ptr<float>();
+      parallel_for_chunks(num_bags, 256, [&](int64_t begin, int64_t end) {
+        for (int64_t g = begin; g < end; ++g) {
+          const int64_t f = g / B;
+          const Feature& feat = in.layout.features[f];
+          const float* __restrict__ y = go + (g - f * B) * in.layout.output_width + feat.column;
+          const int64_t start = off[g], stop = off[g + 1];
+          const float scale = (feat.mean && stop > start) ? 1.f / float(stop - start) : 1.f;
+          for (int64_t i = start; i < stop; ++i) {
+            const int64_t id = idx[i];
+            if (id < 0 || id >= feat.num_rows) throw_out_of_range(f, feat, i, id);
+            result[i] = dot_row(y, w + feat.weight_offset + id * feat.dim, feat.dim) * scale;
+          }
+        }
+      });
     });
   });
   return out;
@@ -437,24 +443,11 @@ void embedding_bag_backward_fused_cpu(const at::Tensor& grad_output, at::Tensor&
                                       int64_t optimizer, double lr, double eps, double beta1,
                                       double beta2, double weight_decay, int64_t step) {
   static constexpr const char* op = "embedding_bag_backward_fused";
-  TORCH_CHECK_VALUE(optimizer >= 0 && optimizer <= int64_t(Optimizer::Adam), op,
-                    ": optimizer must be 0 (SGD), 1 (Adagrad), 2 (row-wise Adagrad) or 3 (Adam), got ", optimizer);
+  const Optimizer kind = optimizer_kind(op, optimizer);
   const Inputs in = prepare(op, &weights, table_layout, feature_tables, indices, offsets, per_sample_weights);
   check_grad_output(op, grad_output, in.layout);
-  const auto kind = Optimizer(optimizer);
-  const int64_t elementwise = weights.numel();
-  auto check_state = [&](const at::Tensor& state, const char* name, int64_t expected) {
-    TORCH_CHECK_VALUE(state.scalar_type() == at::kFloat && state.is_contiguous() && state.numel() == expected &&
-                          state.device() == weights.device(),
-                      op, ": ", name, " must be a contiguous float32 tensor of ", expected,
-                      " elements on the weights' device, got ", state.scalar_type(), " of ", state.numel());
-  };
-  check_state(state1, "state1",
-              kind == Optimizer::SGD ? 0 : kind == Optimizer::RowWiseAdagrad ? in.layout.total_rows : elementwise);
-  check_state(state2, "state2", kind == Optimizer::Adam ? elementwise : 0);
-  TORCH_CHECK_VALUE(kind != Optimizer::Adam || step >= 1, op, ": Adam's step must be >= 1, got ", step);
-  const OptimizerParams params{kind,         float(lr), float(eps), float(beta1), float(beta2), float(weight_decay),
-                               step};
+  check_optimizer_state(op, kind, weights, state1, state2, in.layout.total_rows, step);
+  const OptimizerParams params(kind, lr, eps, beta1, beta2, weight_decay, step);
   const at::Tensor grad = grad_output.contiguous();
   float* s1 = state1.numel() ? state1.mutable_data_ptr<float>() : nullptr;
   float* s2 = state2.numel() ? state2.mutable_data_ptr<float>() : nullptr;
@@ -490,6 +483,7 @@ void embedding_bag_backward_fused_cpu(const at::Tensor& grad_output, at::Tensor&
 TORCH_LIBRARY_IMPL(fastrec, CPU, m) {
   m.impl("embedding_bag_forward", &embedding_bag_forward_cpu);
   m.impl("embedding_bag_backward_sparse", &embedding_bag_backward_sparse_cpu);
+  m.impl("embedding_bag_backward_per_sample_weights", &embedding_bag_backward_per_sample_weights_cpu);
   m.impl("embedding_bag_backward_fused", &embedding_bag_backward_fused_cpu);
 }
 

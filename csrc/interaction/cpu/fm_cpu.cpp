@@ -9,6 +9,7 @@
 #include <tuple>
 #include <vector>
 
+#include "common/reusable_buffer.h"
 #include "interaction/fm.h"
 
 namespace fastrec::fm {
@@ -140,7 +141,11 @@ std::tuple<at::Tensor, at::Tensor> fm_interaction_backward_cpu(const at::Tensor&
   check_inputs("fm_interaction_backward", emb_in, values);
   check_grad_out(grad_out, emb_in, reduce);
   const at::Tensor emb = with_unit_last_stride(emb_in);
-  auto [grad_emb, grad_values] = empty_grads(emb, values);
+  // The gradients are written once, front to back: into the previous call's memory when it is free again.
+  static ReusableBuffer grad_emb_buffer, grad_values_buffer;
+  at::Tensor grad_emb = grad_emb_buffer.get(emb.sizes(), emb.options());
+  at::Tensor grad_values = values.has_value() ? grad_values_buffer.get(values->sizes(), emb.options())
+                                              : at::empty({0}, emb.options());
   AT_DISPATCH_FLOATING_TYPES(emb.scalar_type(), "fm_interaction_backward_cpu", [&] {
     backward_kernel<scalar_t>(Inputs<scalar_t>(emb, values), grad_out, reduce, grad_emb.mutable_data_ptr<scalar_t>(),
                               values.has_value() ? grad_values.mutable_data_ptr<scalar_t>() : nullptr);

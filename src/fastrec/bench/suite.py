@@ -53,7 +53,8 @@ def _forward_backward(fn: Callable[..., torch.Tensor], *inputs: torch.Tensor) ->
 
 
 def fm_cases(batch: int = 4096, fields: int = 39, dims: tuple[int, ...] = (16, 64)) -> Iterator[Case]:
-    """FM interaction, reduce=True: fused kernel vs the square-of-sum torch reference and the naive pairwise sum."""
+    """FM interaction, reduce=True: fused kernel vs the square-of-sum torch reference (eager and torch.compile'd:
+    compiled on the first call, which the timing's warm-up absorbs) and the naive pairwise sum."""
     generator = torch.Generator().manual_seed(0)
     for dim in dims:
         emb = torch.randn(batch, fields, dim, generator=generator).requires_grad_()
@@ -61,6 +62,7 @@ def fm_cases(batch: int = 4096, fields: int = 39, dims: tuple[int, ...] = (16, 6
         impls = {
             "fastrec": ops.fm_interaction,
             "torch reference": reference.fm_interaction,
+            "torch.compile reference": torch.compile(reference.fm_interaction, dynamic=False),
             "naive pairwise": reference.fm_interaction_pairwise,
         }
         for mode in ("fwd", "fwd+bwd"):
@@ -80,7 +82,26 @@ def embedding_bag_cases() -> Iterator[Case]:
         yield Case("embedding_bag", mode, shape, fastrec, baselines)
 
 
-CASES: dict[str, Callable[[], Iterator[Case]]] = {"fm_interaction": fm_cases, "embedding_bag": embedding_bag_cases}
+def _interaction_cases(op: str, factory_name: str) -> Callable[[], Iterator[Case]]:
+    def cases() -> Iterator[Case]:
+        from fastrec.bench import interaction
+
+        for mode, shape, fastrec, baselines in getattr(interaction, factory_name)():
+            yield Case(op, mode, shape, fastrec, baselines)
+
+    cases.__doc__ = f"See fastrec.bench.interaction.{factory_name}."
+    return cases
+
+
+CASES: dict[str, Callable[[], Iterator[Case]]] = {
+    "fm_interaction": fm_cases,
+    "embedding_bag": embedding_bag_cases,
+    "cin": _interaction_cases("cin", "cin_cases"),
+    "ffm_interaction": _interaction_cases("ffm_interaction", "ffm_cases"),
+    "dot_interaction": _interaction_cases("dot_interaction", "dot_cases"),
+    "sparse_fm": _interaction_cases("sparse_fm", "sparse_fm_cases"),
+    "crossnet_v2": _interaction_cases("crossnet_v2", "crossnet_cases"),
+}
 
 
 def run_suite(

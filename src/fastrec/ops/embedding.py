@@ -34,13 +34,6 @@ class FusedUpdate(NamedTuple):
     weight_decay: float
 
 
-def _check_per_sample_weights(per_sample_weights: Tensor | None) -> None:
-    if per_sample_weights is not None and per_sample_weights.requires_grad and torch.is_grad_enabled():
-        raise NotImplementedError(
-            "embedding_bag: gradients with respect to per_sample_weights are not supported; pass them detached"
-        )
-
-
 def embedding_bag(
     weights: Tensor,
     table_layout: Sequence[int],
@@ -52,10 +45,10 @@ def embedding_bag(
     """Pooled lookups of F features over B bags each: float32 ``[B, sum_f D_f]``.
 
     Differentiable with respect to ``weights``: the gradient is a coalesced row-sparse COO tensor (only the touched
-    rows, duplicates aggregated), as with ``nn.Embedding(sparse=True)``. Ids out of range raise IndexError,
+    rows, duplicates aggregated), as with ``nn.Embedding(sparse=True)``; and with respect to ``per_sample_weights``
+    (dense, one value per index). Ids out of range raise IndexError,
     malformed offsets ValueError, before any row is read.
     """
-    _check_per_sample_weights(per_sample_weights)
     if _extension.has_kernel(weights.device):
         return torch.ops.fastrec.embedding_bag_forward.default(
             weights, table_layout, feature_tables, indices, offsets, per_sample_weights
@@ -94,6 +87,7 @@ class _FusedEmbeddingBag(torch.autograd.Function):
     def forward(ctx, trigger, weights, state1, state2, step, table_layout, feature_tables, indices, offsets,
                 per_sample_weights, update):  # step: int
         ctx.save_for_backward(indices, offsets, per_sample_weights)
+        ctx.weighted_grad = per_sample_weights is not None and per_sample_weights.requires_grad
         ctx.tensors = (weights, state1, state2, step, table_layout, feature_tables)
         ctx.update = update
         return torch.ops.fastrec.embedding_bag_forward.default(
@@ -105,12 +99,17 @@ class _FusedEmbeddingBag(torch.autograd.Function):
         indices, offsets, per_sample_weights = ctx.saved_tensors
         weights, state1, state2, step, table_layout, feature_tables = ctx.tensors
         update: FusedUpdate = ctx.update
+        grad_weights = None
+        if ctx.weighted_grad:  # from the rows as the forward read them: before the update below changes them
+            grad_weights = torch.ops.fastrec.embedding_bag_backward_per_sample_weights.default(
+                grad_output, weights, table_layout, feature_tables, indices, offsets
+            )
         torch.ops.fastrec.embedding_bag_backward_fused.default(
             grad_output, weights, state1, state2, table_layout, feature_tables, indices, offsets,
             per_sample_weights, update.optimizer, update.lr, update.eps, update.beta1, update.beta2,
             update.weight_decay, step,
         )
-        return (None,) * 11
+        return (None,) * 9 + (grad_weights, None)
 
 
 def embedding_bag_fused(
@@ -130,7 +129,6 @@ def embedding_bag_fused(
     optimizer state (``state1``/``state2``: float32, empty where unused) in place, aggregating duplicate ids first.
     ``step`` is the optimizer step this update belongs to (1 for the first; Adam's bias correction uses it).
     ``trigger`` must require grad."""
-    _check_per_sample_weights(per_sample_weights)
     if not _extension.has_kernel(weights.device):
         raise NotImplementedError(
             f"fused embedding optimizers need fastrec's kernels for {weights.device} tensors "
@@ -156,6 +154,10 @@ if _extension.is_available():
         num_values = num_rows * dims.pop() if len(dims) == 1 else ctx.new_dynamic_size()
         return indices.new_empty((num_rows,), dtype=torch.int64), grad_output.new_empty((num_values,))
 
+    @torch.library.register_fake("fastrec::embedding_bag_backward_per_sample_weights")
+    def _backward_per_sample_weights_fake(grad_output, weights, table_layout, feature_tables, indices, offsets):
+        return grad_output.new_empty(indices.shape)
+
     @torch.library.register_fake("fastrec::embedding_bag_backward_fused")
     def _backward_fused_fake(grad_output, weights, state1, state2, table_layout, feature_tables, indices, offsets,
                              per_sample_weights, optimizer, lr, eps, beta1, beta2, weight_decay, step):
@@ -163,21 +165,26 @@ if _extension.is_available():
 
     def _setup_context(ctx, inputs, output) -> None:
         weights, table_layout, feature_tables, indices, offsets, per_sample_weights = inputs
-        ctx.save_for_backward(indices, offsets, per_sample_weights)
+        # The weights' gradient needs their shape and dtype, not their values: the weights are saved only for the
+        # gradient of per_sample_weights (then, as in torch, updating them before the backward raises).
+        weighted_grad = per_sample_weights is not None and per_sample_weights.requires_grad
+        ctx.save_for_backward(indices, offsets, per_sample_weights, weights if weighted_grad else None)
         ctx.table_layout, ctx.feature_tables = table_layout, feature_tables
-        # The backward needs the weights' shape and dtype, not their values: no saved reference, so updating the
-        # weights between forward and backward is allowed, as with nn.EmbeddingBag.
         ctx.weights_shape, ctx.weights_dtype = weights.shape, weights.dtype
 
     def _backward(ctx, grad_output):
-        indices, offsets, per_sample_weights = ctx.saved_tensors
-        rows, values = torch.ops.fastrec.embedding_bag_backward_sparse.default(
-            grad_output, ctx.table_layout, ctx.feature_tables, indices, offsets, per_sample_weights
-        )
-        grad = None
+        indices, offsets, per_sample_weights, weights = ctx.saved_tensors
+        grad = grad_weights = None
         if ctx.needs_input_grad[0]:
+            rows, values = torch.ops.fastrec.embedding_bag_backward_sparse.default(
+                grad_output, ctx.table_layout, ctx.feature_tables, indices, offsets, per_sample_weights
+            )
             grad = sparse_weight_grad(ctx.weights_shape, ctx.weights_dtype, ctx.table_layout, rows, values)
-        return grad, None, None, None, None, None
+        if ctx.needs_input_grad[5]:
+            grad_weights = torch.ops.fastrec.embedding_bag_backward_per_sample_weights.default(
+                grad_output, weights, ctx.table_layout, ctx.feature_tables, indices, offsets
+            )
+        return grad, None, None, None, None, grad_weights
 
     torch.library.register_autograd("fastrec::embedding_bag_forward", _backward, setup_context=_setup_context)
 

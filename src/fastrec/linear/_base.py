@@ -1,0 +1,252 @@
+"""What the item-item models share: input conversion and checks, the memory estimate, and serving from a weight
+matrix W (scores of a user = x_u W): dense or sparse W, fused top-k, scores, pruning, save/load."""
+
+from __future__ import annotations
+
+import os
+import warnings
+from abc import ABC, abstractmethod
+from pathlib import Path
+
+import numpy as np
+import scipy.sparse as sp
+import torch
+from torch import Tensor
+
+from fastrec import ops
+from fastrec.retrieval.base import atomic_save_npz, read_npz
+
+__all__ = ["ItemItemModel", "available_memory", "check_interactions", "csr_tensors"]
+
+
+def check_interactions(x, name: str = "interactions", n_items: int | None = None) -> sp.csr_matrix:
+    """A float32 scipy CSR with sorted, duplicate-free rows from an ``Interactions``, a scipy sparse matrix, or a
+    sequence of item-id collections (one per user). Empty input, NaN/inf and negative values raise."""
+    if hasattr(x, "to_scipy") and not sp.issparse(x):
+        m = x.to_scipy()
+    elif sp.issparse(x):
+        m = x
+    elif isinstance(x, (list, tuple)):
+        if n_items is None:
+            raise TypeError(f"{name}: a list of item-id collections needs the catalog size (fit first)")
+        lens = [len(r) for r in x]
+        cols = (np.concatenate([np.asarray(list(r), dtype=np.int64).ravel() for r in x]) if sum(lens)
+                else np.zeros(0, np.int64))
+        if cols.size and (cols.min() < 0 or cols.max() >= n_items):
+            raise ValueError(f"{name}: item ids must lie in [0, {n_items}), got {int(cols.min())}..{int(cols.max())}")
+        indptr = np.concatenate([[0], np.cumsum(lens)]).astype(np.int64)
+        m = sp.csr_matrix((np.ones(cols.size, np.float32), cols, indptr), shape=(len(x), n_items))
+        m.sum_duplicates()
+        m.data[:] = 1.0
+    else:
+        raise TypeError(f"{name}: expected fastrec.data.Interactions, a scipy sparse matrix or a list of item-id "
+                        f"lists, got {type(x).__name__}")
+    m = sp.csr_matrix(m, dtype=np.float32)
+    if n_items is not None and m.shape[1] != n_items:
+        raise ValueError(f"{name}: has {m.shape[1]} item columns, the model has {n_items}")
+    if not m.has_canonical_format:
+        m = m.copy()
+        m.sum_duplicates()
+    if m.nnz and not np.isfinite(m.data).all():
+        raise ValueError(f"{name}: {int((~np.isfinite(m.data)).sum())} NaN or infinite value(s)")
+    if m.nnz and (m.data < 0).any():
+        raise ValueError(f"{name}: {int((m.data < 0).sum())} negative value(s), e.g. {float(m.data[m.data < 0][0])}; "
+                         "the model takes binary or non-negative interaction weights")
+    return m
+
+
+def csr_tensors(m: sp.csr_matrix) -> tuple[Tensor, Tensor, Tensor | None]:
+    """(indptr int64, indices int32, values float32 or None when all ones) sharing memory with ``m`` where possible."""
+    values = None if (m.data == 1).all() else torch.from_numpy(np.ascontiguousarray(m.data, dtype=np.float32))
+    return (torch.from_numpy(np.ascontiguousarray(m.indptr, dtype=np.int64)),
+            torch.from_numpy(np.ascontiguousarray(m.indices, dtype=np.int32)), values)
+
+
+def available_memory() -> int:
+    """Bytes of memory available to a new allocation (Linux MemAvailable; else physical memory)."""
+    try:
+        with open("/proc/meminfo") as f:
+            for line in f:
+                if line.startswith("MemAvailable:"):
+                    return int(line.split()[1]) * 1024
+    except OSError:
+        pass
+    return os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
+
+
+def _csr_arrays(prefix: str, m: sp.csr_matrix) -> dict[str, np.ndarray]:
+    return {f"{prefix}_indptr": m.indptr.astype(np.int64), f"{prefix}_indices": m.indices.astype(np.int32),
+            f"{prefix}_data": m.data, f"{prefix}_shape": np.array(m.shape, np.int64)}
+
+
+def _csr_from(prefix: str, arrays: dict[str, np.ndarray]) -> sp.csr_matrix:
+    return sp.csr_matrix((arrays[f"{prefix}_data"], arrays[f"{prefix}_indices"], arrays[f"{prefix}_indptr"]),
+                         shape=tuple(arrays[f"{prefix}_shape"]))
+
+
+class ItemItemModel(ABC):
+    """A model whose scores are ``x_u W`` for a user's interaction row x_u and an item-item weight matrix W.
+
+    After ``fit``: ``weights`` is W, a dense ``[n_items, n_items]`` tensor or a scipy CSR matrix (row i = the
+    weights from item i); ``train`` is the training CSR (users' seen items); ``item_ids`` / ``user_ids`` map internal
+    ids back to the external ids of the fitted ``Interactions`` (None for scipy input).
+    """
+
+    _kind = "item_item"
+
+    def __init__(self) -> None:
+        self.weights: Tensor | sp.csr_matrix | None = None
+        self.train: sp.csr_matrix | None = None
+        self.item_ids: np.ndarray | None = None
+        self.user_ids: np.ndarray | None = None
+
+    # ------------------------------------------------------------------ fitting helpers
+    def _start_fit(self, interactions) -> sp.csr_matrix:
+        x = check_interactions(interactions)
+        if x.shape[0] == 0 or x.shape[1] == 0 or x.nnz == 0:
+            raise ValueError(f"interactions: empty matrix (shape {x.shape}, {x.nnz} entries)")
+        self.train = x
+        self.item_ids = getattr(interactions, "item_ids", None)
+        self.user_ids = getattr(interactions, "user_ids", None)
+        return x
+
+    @property
+    def n_items(self) -> int:
+        self._check_fitted()
+        return self.train.shape[1]
+
+    def _check_fitted(self) -> None:
+        if self.weights is None:
+            raise RuntimeError(f"{type(self).__name__}: call fit() first")
+
+    # ------------------------------------------------------------------ serving
+    def _histories(self, users, histories) -> sp.csr_matrix:
+        self._check_fitted()
+        if histories is not None:
+            if users is not None:
+                raise ValueError("pass users or histories, not both")
+            return check_interactions(histories, "histories", self.n_items)
+        if users is None:
+            return self.train
+        u = np.asarray(users).reshape(-1)
+        if u.size and (u.dtype.kind not in "iu" or u.min() < 0 or u.max() >= self.train.shape[0]):
+            raise ValueError(f"users: internal user ids in [0, {self.train.shape[0]}) expected, got "
+                             f"{u[:10].tolist()}")
+        return self.train[u.astype(np.int64)]
+
+    def recommend(self, users=None, k: int = 10, *, histories=None, exclude_seen: bool = True,
+                  batch_size: int = 4096) -> tuple[Tensor, Tensor]:
+        """Top-k items for users: ``(scores [U, k], item ids int64 [U, k])``, best first (ties: lower id first).
+
+        Args:
+            users: internal ids of training users (their training rows are the input); None: all of them.
+            k: list length, in [0, n_items].
+            histories: instead of users, new interaction rows (``Interactions``, scipy CSR ``[U, n_items]`` or a
+                list of item-id lists), e.g. users unseen at fit time.
+            exclude_seen: never recommend an item of the input row.
+            batch_size: users per kernel call.
+
+        Scores, masking and selection are fused (no ``[U, n_items]`` matrix). Where fewer than k items remain
+        the row is padded with (-inf, -1). Map ids to external ids with ``model.item_ids[ids]``.
+        """
+        x = self._histories(users, histories)
+        if not 0 <= k <= self.n_items:
+            raise ValueError(f"k must be in [0, n_items={self.n_items}], got {k}")
+        if batch_size < 1:
+            raise ValueError(f"batch_size must be >= 1, got {batch_size}")
+        out_s, out_i = [], []
+        for start in range(0, max(x.shape[0], 1), batch_size):
+            indptr, indices, values = csr_tensors(x[start:start + batch_size])
+            if isinstance(self.weights, Tensor):
+                s, i = ops.csr_topk_dense(self.weights, indptr, indices, values, k, exclude_seen)
+            else:
+                w_ptr, w_idx, _ = csr_tensors(self.weights)
+                w_val = torch.from_numpy(self.weights.data)
+                s, i = ops.csr_topk_sparse(w_ptr, w_idx, w_val, indptr, indices, values, k, exclude_seen)
+            out_s.append(s)
+            out_i.append(i)
+        return torch.cat(out_s), torch.cat(out_i)
+
+    def score(self, users=None, *, histories=None) -> Tensor:
+        """Dense scores ``x_u W`` ``[U, n_items]`` (seen items not masked): for evaluation protocols that rank
+        themselves, e.g. ``fastrec.evaluate.full_ranking(model.score, test, train)``."""
+        x = self._histories(users, histories)
+        if isinstance(self.weights, Tensor):
+            indptr, indices, values = csr_tensors(x)
+            vals = values if values is not None else torch.ones(indices.numel(), dtype=torch.float32)
+            with warnings.catch_warnings():  # "sparse CSR support is in beta"
+                warnings.simplefilter("ignore", UserWarning)
+                xt = torch.sparse_csr_tensor(indptr, indices.long(), vals.to(self.weights.dtype), x.shape,
+                                             check_invariants=False)
+                return xt @ self.weights
+        return torch.from_numpy((x @ self.weights).toarray())
+
+    def prune(self, top_m: int = 128) -> ItemItemModel:
+        """Keeps, for every target item j (column of W), the ``top_m`` weights of largest magnitude; W becomes
+        sparse. Returns self. Serving then reads O(top_m) weights per target instead of n_items."""
+        self._check_fitted()
+        if top_m < 1:
+            raise ValueError(f"top_m must be >= 1, got {top_m}")
+        n = self.n_items
+        if isinstance(self.weights, Tensor):
+            w = self.weights
+            m = min(top_m, n)
+            rows, cols, vals = [], [], []
+            for j0 in range(0, n, 2048):  # column blocks: one [n, 2048] |W| temporary at a time
+                blk = w[:, j0:j0 + 2048]
+                idx = blk.abs().topk(m, dim=0).indices  # [m, b]
+                v = blk.gather(0, idx)
+                keep = v != 0
+                rows.append(idx[keep].numpy())
+                cols.append((torch.arange(blk.shape[1]) + j0).expand(m, -1)[keep].numpy())
+                vals.append(v[keep].numpy())
+            r, c, v = np.concatenate(rows), np.concatenate(cols), np.concatenate(vals)
+            self.weights = sp.csr_matrix((v, (r, c)), shape=(n, n))
+        else:
+            wc = sp.csc_matrix(self.weights)
+            keep_r, keep_c, keep_v = [], [], []
+            for j in range(n):
+                lo, hi = wc.indptr[j], wc.indptr[j + 1]
+                if hi - lo > top_m:
+                    sel = lo + np.argsort(-np.abs(wc.data[lo:hi]), kind="stable")[:top_m]
+                else:
+                    sel = np.arange(lo, hi)
+                keep_r.append(wc.indices[sel])
+                keep_c.append(np.full(sel.size, j))
+                keep_v.append(wc.data[sel])
+            self.weights = sp.csr_matrix((np.concatenate(keep_v), (np.concatenate(keep_r), np.concatenate(keep_c))),
+                                         shape=(n, n))
+        self.weights.sort_indices()
+        return self
+
+    # ------------------------------------------------------------------ persistence
+    @abstractmethod
+    def _config(self) -> dict:
+        """The constructor arguments, JSON-serializable (save/load)."""
+
+    def save(self, path: str | os.PathLike[str]) -> None:
+        """Writes the model (weights, training rows, ids, settings) to one .npz, atomically."""
+        self._check_fitted()
+        arrays = _csr_arrays("train", self.train)
+        if isinstance(self.weights, Tensor):
+            arrays["weights"] = self.weights.numpy()
+        else:
+            arrays.update(_csr_arrays("weights", self.weights))
+        for name in ("item_ids", "user_ids"):
+            ids = getattr(self, name)
+            if ids is not None:
+                arrays[name] = np.asarray(ids)
+        atomic_save_npz(path, {"type": self._kind, "config": self._config()}, **arrays)
+
+    @classmethod
+    def load(cls, path: str | os.PathLike[str]) -> ItemItemModel:
+        """Reads a model written by :meth:`save`."""
+        meta, arrays = read_npz(Path(path))
+        if meta.get("type") != cls._kind:
+            raise ValueError(f"path: {path} holds a {meta.get('type')!r} model, not {cls._kind!r}")
+        model = cls(**meta["config"])
+        model.train = _csr_from("train", arrays)
+        model.weights = torch.from_numpy(arrays["weights"]) if "weights" in arrays else _csr_from("weights", arrays)
+        model.item_ids = arrays.get("item_ids")
+        model.user_ids = arrays.get("user_ids")
+        return model

@@ -1,0 +1,137 @@
+"""EASE (Steck, "Embarrassingly Shallow Autoencoders for Sparse Data", WWW 2019): B = I - P diag(1/diag(P)),
+P = (X^T X + l2 I)^-1, zero diagonal; a user's scores are x_u B.
+
+Two solvers:
+
+- ``"dense"``: the exact closed form. The native Gram kernel writes X^T X into one dense n x n buffer, LAPACK's
+  Cholesky inverse (potrf + potri) runs in place in it, and a native pass scales and mirrors P into B: one n x n
+  matrix in all (about 1.1 x 4 n^2 bytes in float32, plus X). The memory is checked before allocating.
+- ``"sparse"``: for catalogs too large for a dense matrix, the approach of SANSA (Spisak et al., RecSys 2023): a
+  pruned sparse Gram matrix, a fill-reducing ordering, an incomplete LDL^T factorization under a density budget and a
+  sparse approximate inverse of L, giving a sparse approximate B (see :mod:`fastrec.linear.sparse_solver`).
+
+``"auto"`` takes the dense solver when its matrix fits in memory and n_items <= 50,000 (beyond, the sparse solver is
+faster as well as smaller), else the sparse one.
+"""
+
+from __future__ import annotations
+
+import time
+
+import numpy as np
+import torch
+
+from fastrec import ops
+from fastrec.linear._base import ItemItemModel, available_memory, csr_tensors
+
+__all__ = ["EASE", "dense_memory_estimate"]
+
+SOLVERS = ("auto", "dense", "sparse")
+_DTYPES = {"float32": torch.float32, "float64": torch.float64}
+AUTO_DENSE_MAX_ITEMS = 50_000
+
+
+def dense_memory_estimate(n_items: int, nnz: int, dtype: torch.dtype = torch.float32) -> int:
+    """Peak bytes of the dense solver: the n x n matrix with 10% headroom, X, and the kernel's transposed copy."""
+    itemsize = torch.empty(0, dtype=dtype).element_size()
+    return int(1.1 * itemsize * n_items * n_items) + 24 * nnz
+
+
+def _as_dtype(dtype) -> torch.dtype:
+    if isinstance(dtype, str):
+        if dtype not in _DTYPES:
+            raise ValueError(f"dtype must be float32 or float64, got {dtype!r}")
+        return _DTYPES[dtype]
+    if dtype not in _DTYPES.values():
+        raise ValueError(f"dtype must be torch.float32 or torch.float64, got {dtype}")
+    return dtype
+
+
+class EASE(ItemItemModel):
+    """EASE item-item model.
+
+    Args:
+        l2: the L2 penalty lambda (> 0) added to the Gram matrix's diagonal. Tune it on a validation split; typical
+            values grow with the data (hundreds for MovieLens-size data).
+        solver: ``"auto"``, ``"dense"`` (exact) or ``"sparse"`` (approximate, SANSA-like).
+        dtype: ``torch.float32`` (default) or ``torch.float64`` (twice the memory and about twice the time).
+        max_memory: bytes the dense solver may use (default: the memory available now); a larger estimate raises
+            ``MemoryError`` before anything is allocated.
+        sparse_top_m: sparse solver: off-diagonal Gram entries kept per item (the largest co-occurrence counts),
+            and weights of B kept per target item.
+        sparse_density: sparse solver: nnz budget of the factor L and of its approximate inverse, as a multiple of
+            n_items (entries per column on average).
+        progress: show progress bars for the sparse solver's long loops.
+
+    After ``fit``: ``weights`` (B, a dense tensor, or a scipy CSR matrix for the sparse solver), ``solver_used``,
+    ``fit_seconds`` (per phase).
+    """
+
+    _kind = "ease"
+
+    def __init__(self, l2: float = 500.0, solver: str = "auto", dtype: torch.dtype | str = torch.float32, *,
+                 max_memory: int | None = None, sparse_top_m: int = 256, sparse_density: float = 50.0,
+                 progress: bool = False) -> None:
+        super().__init__()
+        if not (isinstance(l2, (int, float)) and np.isfinite(l2) and l2 > 0):
+            raise ValueError(f"l2 must be a finite number > 0, got {l2!r}")
+        if solver not in SOLVERS:
+            raise ValueError(f"solver must be one of {SOLVERS}, got {solver!r}")
+        if max_memory is not None and max_memory <= 0:
+            raise ValueError(f"max_memory must be > 0 bytes, got {max_memory}")
+        if sparse_top_m < 1:
+            raise ValueError(f"sparse_top_m must be >= 1, got {sparse_top_m}")
+        if not sparse_density > 0:
+            raise ValueError(f"sparse_density must be > 0, got {sparse_density}")
+        self.l2 = float(l2)
+        self.solver = solver
+        self.dtype = _as_dtype(dtype)
+        self.max_memory = max_memory
+        self.sparse_top_m = int(sparse_top_m)
+        self.sparse_density = float(sparse_density)
+        self.progress = progress
+        self.solver_used: str | None = None
+        self.fit_seconds: dict[str, float] = {}
+
+    def _config(self) -> dict:
+        return {"l2": self.l2, "solver": self.solver, "dtype": str(self.dtype).removeprefix("torch."),
+                "max_memory": self.max_memory, "sparse_top_m": self.sparse_top_m,
+                "sparse_density": self.sparse_density, "progress": self.progress}
+
+    def _pick_solver(self, n: int, nnz: int) -> str:
+        if self.solver != "auto":
+            return self.solver
+        budget = self.max_memory if self.max_memory is not None else available_memory()
+        fits = dense_memory_estimate(n, nnz, self.dtype) <= budget
+        return "dense" if fits and n <= AUTO_DENSE_MAX_ITEMS else "sparse"
+
+    def fit(self, interactions) -> EASE:
+        """Fits B on a user x item matrix (``fastrec.data.Interactions`` or scipy sparse; binary or non-negative
+        weights). Returns self."""
+        x = self._start_fit(interactions)
+        n = x.shape[1]
+        self.solver_used = self._pick_solver(n, x.nnz)
+        self.weights = None
+        self.fit_seconds = {}
+        if self.solver_used == "dense":
+            need = dense_memory_estimate(n, x.nnz, self.dtype)
+            budget = self.max_memory if self.max_memory is not None else available_memory()
+            if need > budget:
+                raise MemoryError(
+                    f"EASE: the dense solver needs about {need / 2**30:.1f} GiB for {n} items in {self.dtype} "
+                    f"(1.1 x {torch.empty(0, dtype=self.dtype).element_size()} x n^2 bytes plus X), more than the "
+                    f"{budget / 2**30:.1f} GiB available; use solver='sparse' (or float32, or fewer items)")
+            indptr, indices, values = csr_tensors(x)
+            t0 = time.perf_counter()
+            g = ops.gram_dense(indptr, indices, values, n, self.dtype)
+            t1 = time.perf_counter()
+            self.weights = ops.ease_dense_(g, self.l2)
+            self.fit_seconds = {"gram": t1 - t0, "solve": time.perf_counter() - t1}
+        else:
+            from fastrec.linear.sparse_solver import sparse_ease
+
+            self.weights, self.fit_seconds = sparse_ease(
+                x, self.l2, top_m=self.sparse_top_m, density=self.sparse_density, serve_top_m=self.sparse_top_m,
+                dtype=self.dtype,
+                progress=self.progress)
+        return self

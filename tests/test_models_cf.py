@@ -1,0 +1,314 @@
+"""The CF zoo: every model learns a planted structure, recommends without seen items, scores pairs as it scores
+all items, round-trips through save/load exactly, and rejects bad input; KNN agrees with Surprise."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import scipy.sparse as sp
+import torch
+from torch import nn
+
+from fastrec.data import Interactions
+from fastrec.models.cf import (
+    CDAE,
+    KNN,
+    MF,
+    NCF,
+    AutoRec,
+    DeepRec,
+    FMRatings,
+    MultDAE,
+    MultVAE,
+    Recommender,
+    TwoTower,
+    load_model,
+)
+
+N_USERS, N_ITEMS, GROUPS = 80, 40, 4
+
+
+def _ids(users, items, values=None, times=None) -> Interactions:
+    return Interactions.from_arrays(users, items, values, times, user_ids="identity", item_ids="identity",
+                                    n_users=N_USERS, n_items=N_ITEMS)
+
+
+@pytest.fixture(scope="module")
+def implicit():
+    """Users of group g interact with ~70% of the items of group g; one of them per user is held out."""
+    rng = np.random.default_rng(0)
+    users, items, held = [], [], []
+    per = N_ITEMS // GROUPS
+    for u in range(N_USERS):
+        g = u % GROUPS
+        chosen = [i for i in range(g * per, (g + 1) * per) if rng.random() < 0.7]
+        k = int(rng.integers(len(chosen)))
+        held.append(chosen[k])
+        users += [u] * (len(chosen) - 1)
+        items += chosen[:k] + chosen[k + 1 :]
+    return _ids(np.array(users), np.array(items)), np.array(held)
+
+
+@pytest.fixture(scope="module")
+def ratings():
+    """Ratings from a rank-2 model plus biases and noise, clipped to 1..5, with timestamps; 80/20 split."""
+    rng = np.random.default_rng(1)
+    p, q = rng.normal(size=(N_USERS, 2)), rng.normal(size=(N_ITEMS, 2))
+    bu, bi = rng.normal(0, 0.3, N_USERS), rng.normal(0, 0.3, N_ITEMS)
+    mask = rng.random((N_USERS, N_ITEMS)) < 0.5
+    u, i = np.nonzero(mask)
+    r = np.clip(np.round(3.5 + bu[u] + bi[i] + (p[u] * q[i]).sum(1) + rng.normal(0, 0.3, u.size)), 1, 5)
+    t = 1_000_000_000 + rng.integers(0, 86400 * 300, u.size)
+    test = rng.random(u.size) < 0.2
+    return _ids(u[~test], i[~test], r[~test], t[~test]), (u[test], i[test], r[test], t[test])
+
+
+def _hit_rate(model: Recommender, held: np.ndarray, k: int = 5) -> float:
+    _, top = model.recommend(np.arange(N_USERS), k)
+    return float(np.mean([held[u] in top[u].tolist() for u in range(N_USERS)]))
+
+
+def _rmse(model: Recommender, test) -> float:
+    u, i, r, t = test
+    pred = model.score(u, i, t) if isinstance(model, (MF, FMRatings)) else model.score(u, i)
+    return float(np.sqrt(np.mean((pred.numpy() - r) ** 2)))
+
+
+def _check_common(model: Recommender, tmp_path, train: Interactions) -> None:
+    users = np.array([0, 3, 7, 11])
+    full = model.score_all(users)
+    assert full.shape == (4, N_ITEMS)
+    items = torch.tensor([[0, 5, 39], [1, 2, 3], [10, 20, 30], [39, 38, 0]])
+    torch.testing.assert_close(model.score(users, items), full.gather(1, items), rtol=1e-4, atol=1e-4)
+    scores, top = model.recommend(users, 10)
+    seen = train.to_scipy()
+    for r, u in enumerate(users):
+        assert not set(top[r].tolist()) & set(seen[u].indices.tolist())
+        assert torch.all(scores[r, :-1] >= scores[r, 1:])
+    path = tmp_path / "model.pt"
+    model.save(path)
+    loaded = load_model(path)
+    assert type(loaded) is type(model)
+    assert torch.equal(loaded.score_all(users), full)
+    assert torch.equal(type(model).load(path).recommend(users, 10)[1], top)
+    with pytest.raises(IndexError, match="outside"):
+        model.score_all([N_USERS])
+    with pytest.raises(ValueError, match="k must"):
+        model.recommend(users, 0)
+
+
+FAST = dict(show_progress=False)
+
+
+@pytest.mark.parametrize("name, make, fit", [
+    ("mf-bpr", lambda: MF(N_USERS, N_ITEMS, 16, biases=False, optimizer="adagrad", lr=0.1),
+     dict(loss="bpr", epochs=30, batch_size=64, reg=1e-3, n_neg=2)),
+    ("gmf", lambda: NCF(N_USERS, N_ITEMS, "gmf", 16, lr=0.01), dict(epochs=30, batch_size=128)),
+    ("neumf", lambda: NCF(N_USERS, N_ITEMS, "neumf", 16, (32, 16, 8), lr=0.01), dict(epochs=30, batch_size=128)),
+    ("mult-vae", lambda: MultVAE(N_USERS, N_ITEMS, 32, 8, lr=0.01), dict(epochs=60, batch_size=16,
+                                                                         anneal_steps=200)),
+    ("mult-dae", lambda: MultDAE(N_USERS, N_ITEMS, 32, 8, lr=0.01), dict(epochs=60, batch_size=16)),
+    ("cdae", lambda: CDAE(N_USERS, N_ITEMS, 16, lr=0.01), dict(epochs=60, batch_size=16)),
+    ("two-tower", lambda: TwoTower(N_USERS, N_ITEMS, 16, temperature=0.1, lr=0.1), dict(epochs=30, batch_size=64)),
+    ("two-tower-mixed", lambda: TwoTower(N_USERS, N_ITEMS, 16, history=False, layers=(16,), temperature=0.2,
+                                         lr=0.1), dict(epochs=30, batch_size=64, n_mixed=32)),
+])
+def test_implicit_models_learn_groups(implicit, tmp_path, name, make, fit):
+    train, held = implicit
+    model = make().fit(train, **fit, **FAST)
+    assert _hit_rate(model, held) > 0.6, name  # random: about 5 / 33
+    _check_common(model, tmp_path, train)
+
+
+@pytest.mark.parametrize("name, make, fit", [
+    ("mf", lambda: MF(N_USERS, N_ITEMS, 4, biases=False, lr=0.05), dict(epochs=40, batch_size=128, reg=0.05)),
+    ("biased-mf", lambda: MF(N_USERS, N_ITEMS, 4, lr=0.05), dict(epochs=40, batch_size=128, reg=0.05)),
+    ("side-features", lambda: MF(N_USERS, N_ITEMS, 4, user_features=sp.eye(N_USERS).tocsr()[:, :10] * 0.5,
+                                 item_features=sp.random(N_ITEMS, 6, 0.3, random_state=0), lr=0.05),
+     dict(epochs=40, batch_size=128, reg=0.05)),
+    ("temporal", lambda: MF(N_USERS, N_ITEMS, 4, time_bins=5, lr=0.05), dict(epochs=40, batch_size=128, reg=0.05)),
+    ("tastes", lambda: MF(N_USERS, N_ITEMS, 4, tastes=3, lr=0.05), dict(epochs=40, batch_size=128, reg=0.05)),
+    ("variational", lambda: MF(N_USERS, N_ITEMS, 4, variational=True, noise_std=0.5, lr=0.05),
+     dict(epochs=40, batch_size=128, reg=0.05)),
+    ("fm", lambda: FMRatings(N_USERS, N_ITEMS, 4, item_features=sp.random(N_ITEMS, 6, 0.3, random_state=0),
+                             time_bins=3, lr=0.02), dict(epochs=60, batch_size=64, reg=0.05)),
+    ("i-autorec", lambda: AutoRec(N_USERS, N_ITEMS, "item", (32,), lr=0.01), dict(epochs=150, batch_size=8)),
+    ("u-autorec", lambda: AutoRec(N_USERS, N_ITEMS, "user", (32,), lr=0.01), dict(epochs=150, batch_size=8)),
+    ("deeprec", lambda: DeepRec(N_USERS, N_ITEMS, layers=(32, 16), dropout=0.2, lr=0.003),
+     dict(epochs=80, batch_size=8)),
+    ("item-knn", lambda: KNN(N_USERS, N_ITEMS, "item", k=10), {}),
+    ("user-knn-pearson", lambda: KNN(N_USERS, N_ITEMS, "user", "pearson", k=10, center="mean"), {}),
+    ("item-knn-pruned", lambda: KNN(N_USERS, N_ITEMS, "item", k=10, max_neighbors=15, block_size=16), {}),
+])
+def test_rating_models_beat_the_mean(ratings, tmp_path, name, make, fit):
+    train, test = ratings
+    model = make().fit(train, **fit, **FAST)
+    mean_rmse = float(np.sqrt(np.mean((test[2] - train.values.mean()) ** 2)))
+    assert _rmse(model, test) < 0.85 * mean_rmse, name
+    _check_common(model, tmp_path, train)
+    if isinstance(model, KNN) and model.max_neighbors:
+        assert np.diff(model.sim.indptr).max() <= model.max_neighbors
+
+
+def test_mf_bpr_is_reproducible(implicit):
+    train, _ = implicit
+    a = MF(N_USERS, N_ITEMS, 8, biases=False).fit(train, loss="bpr", epochs=2, batch_size=64, **FAST)
+    b = MF(N_USERS, N_ITEMS, 8, biases=False).fit(train, loss="bpr", epochs=2, batch_size=64, **FAST)
+    assert torch.equal(a.score_all([0, 1]), b.score_all([0, 1]))
+
+
+def test_neumf_from_pretrained_scores_as_the_mix(implicit):
+    train, _ = implicit
+    gmf = NCF(N_USERS, N_ITEMS, "gmf", 8).fit(train, epochs=2, **FAST)
+    mlp = NCF(N_USERS, N_ITEMS, "mlp", 8, (16, 8)).fit(train, epochs=2, **FAST)
+    neumf = NCF.from_pretrained(gmf, mlp, alpha=0.3)
+    users = np.arange(5)
+    torch.testing.assert_close(neumf.score_all(users), 0.3 * gmf.score_all(users) + 0.7 * mlp.score_all(users))
+    with pytest.raises(ValueError, match="'gmf' and an 'mlp'"):
+        NCF.from_pretrained(mlp, gmf)
+
+
+def test_two_tower_index_matches_exact(implicit):
+    train, _ = implicit
+    model = TwoTower(N_USERS, N_ITEMS, 8).fit(train, epochs=3, **FAST)
+    users = np.arange(10)
+    exact_scores, exact_items = model.recommend(users, 5)
+    for kind in ("exact", "flat"):
+        scores, items = model.recommend(users, 5, index=model.build_index(kind))
+        torch.testing.assert_close(scores, exact_scores, rtol=1e-5, atol=1e-5)
+        assert (items == exact_items).float().mean() > 0.95  # ties may swap
+
+
+def test_recommend_pads_when_items_run_out(implicit):
+    train, _ = implicit
+    model = MF(N_USERS, N_ITEMS, 4).fit(train, loss="bpr", epochs=1, **FAST)
+    n_seen = int(train.user_degrees()[0])
+    scores, items = model.recommend([0], N_ITEMS)
+    assert (items[0, N_ITEMS - n_seen:] == -1).all() and torch.isneginf(scores[0, N_ITEMS - n_seen:]).all()
+    assert (items[0, : N_ITEMS - n_seen] >= 0).all()
+    assert model.recommend([0], 3, exclude_seen=False)[1].shape == (1, 3)
+
+
+def test_bad_arguments(implicit):
+    train, _ = implicit
+    with pytest.raises(ValueError, match="dim"):
+        MF(N_USERS, N_ITEMS, 0)
+    with pytest.raises(ValueError, match="n_users"):
+        MF(0, N_ITEMS)
+    with pytest.raises(ValueError, match="optimizer"):
+        MF(N_USERS, N_ITEMS, optimizer="lbfgs")
+    with pytest.raises(ValueError, match="loss"):
+        MF(N_USERS, N_ITEMS).fit(train, loss="hinge")
+    with pytest.raises(ValueError, match="shape"):
+        MF(N_USERS + 1, N_ITEMS).fit(train)
+    with pytest.raises(ValueError, match="kind"):
+        NCF(N_USERS, N_ITEMS, "deep")
+    with pytest.raises(ValueError, match="similarity"):
+        KNN(N_USERS, N_ITEMS, similarity="jaccard")
+    with pytest.raises(RuntimeError, match="fit"):
+        MF(N_USERS, N_ITEMS).recommend([0], 3)
+    with pytest.raises(ValueError, match="same length"):
+        MF(N_USERS, N_ITEMS).score([0, 1], [0])
+    with pytest.raises(ValueError, match="time_bins"):
+        MF(N_USERS, N_ITEMS, time_bins=-1)
+
+
+def test_knn_matches_surprise(ratings):
+    surprise = pytest.importorskip("surprise")
+    train, test = ratings
+    rows, cols, vals = train.rowids(), train.indices, train.values
+    import pandas as pd
+
+    frame = pd.DataFrame({"u": rows, "i": cols, "r": vals})
+    trainset = surprise.Dataset.load_from_df(frame, surprise.Reader(rating_scale=(1, 5))).build_full_trainset()
+    cases = [
+        (dict(kind="item", similarity="pearson_baseline", k=10), surprise.KNNBaseline,
+         dict(k=10, sim_options={"name": "pearson_baseline", "user_based": False})),
+        (dict(kind="user", similarity="pearson", k=5, center="mean", shrinkage=0), surprise.KNNWithMeans,
+         dict(k=5, sim_options={"name": "pearson", "user_based": True})),
+        (dict(kind="item", similarity="cosine", k=7, center="none", shrinkage=0), surprise.KNNBasic,
+         dict(k=7, sim_options={"name": "cosine", "user_based": False})),
+    ]
+    for ours, cls, theirs in cases:
+        algo = cls(verbose=False, **theirs)
+        algo.fit(trainset)
+        expected = np.array([algo.predict(u, i, clip=False).est for u, i in zip(test[0][:200], test[1][:200])])
+        got = KNN(N_USERS, N_ITEMS, **ours).fit(train, **FAST).score(test[0][:200], test[1][:200]).numpy()
+        np.testing.assert_allclose(got, expected, rtol=1e-4, atol=1e-4, err_msg=str(ours))
+
+
+def test_two_stage_ranks_the_retrievers_candidates(implicit, tmp_path):
+    from fastrec.models.cf import TwoStage
+
+    train, held = implicit
+    retriever = TwoTower(N_USERS, N_ITEMS, 8, temperature=0.1, lr=0.1).fit(train, epochs=10, **FAST)
+    ranker = MF(N_USERS, N_ITEMS, 8, biases=False, optimizer="adagrad", lr=0.1).fit(
+        train, loss="bpr", epochs=20, batch_size=64, **FAST)
+    pipe = TwoStage(retriever, ranker, n_candidates=12)
+    users = np.arange(N_USERS)
+    scores, items = pipe.recommend(users, 5)
+    _, cands = retriever.recommend(users, 12)
+    for u in range(N_USERS):
+        assert set(items[u].tolist()) <= set(cands[u].tolist())
+        expected = ranker.score(np.full(12, u), cands[u]).topk(5).values
+        torch.testing.assert_close(scores[u], expected)
+    assert np.mean([held[u] in items[u].tolist() for u in users]) > 0.6
+    pipe.save(tmp_path / "pipe")
+    again = TwoStage.load(tmp_path / "pipe")
+    assert torch.equal(again.recommend(users, 5)[1], items)
+    with pytest.raises(ValueError, match="n_candidates"):
+        pipe.recommend(users, 13)
+    with pytest.raises(ValueError, match="features"):
+        TwoStage(retriever, nn.Linear(2, 1))
+
+
+def test_two_stage_with_a_feature_model(implicit):
+    from fastrec.models.cf import TwoStage
+
+    train, _ = implicit
+    retriever = MF(N_USERS, N_ITEMS, 8, biases=False).fit(train, loss="bpr", epochs=2, **FAST)
+
+    class ItemPrior(nn.Module):  # a "CTR model" that prefers low item ids
+        def forward(self, batch):
+            return -batch["item"].float()
+
+    pipe = TwoStage(retriever, ItemPrior(), n_candidates=10, features=lambda u, i: {"user": u, "item": i})
+    scores, items = pipe.recommend([0, 1], 3)
+    _, cands = retriever.recommend([0, 1], 10)
+    assert torch.equal(items, cands.sort(dim=1).values[:, :3])
+
+
+def test_two_stage_ease_candidates_ranked_by_deepfm(implicit, tmp_path):
+    """The issue's pipeline: EASE candidates (seen items excluded) ranked by a DeepFM trained on user/item ids."""
+    from fastrec.data import PointwiseBatches
+    from fastrec.features import FeatureTable, SparseFeature
+    from fastrec.linear import EASE
+    from fastrec.models.cf import TwoStage
+    from fastrec.models.ctr import DeepFM
+    from fastrec.optim import FusedAdam
+    from fastrec.train import Trainer
+
+    train, held = implicit
+    ease = EASE(l2=10.0).fit(train)
+    u, i, y = map(torch.cat, zip(*PointwiseBatches(train, batch_size=10_000, n_neg=4, seed=0)))
+    table = FeatureTable({"user": u.numpy(), "item": i.numpy()}, y.numpy())
+    deepfm = DeepFM([SparseFeature("user", N_USERS), SparseFeature("item", N_ITEMS)], embed_dim=8, hidden=(16,),
+                    sparse_optimizer=FusedAdam(lr=0.02))
+    Trainer(deepfm, lr=0.01, epochs=15, batch_size=256, progress=False).fit(table)
+
+    def features(users, items):
+        return {"user": users, "item": items}
+
+    pipe = TwoStage(ease, deepfm, n_candidates=15, features=features)
+    users = np.arange(N_USERS)
+    scores, items = pipe.recommend(users, 5)
+    _, cands = ease.recommend(users, 15)
+    seen = train.to_scipy()
+    for r in range(N_USERS):
+        assert set(items[r].tolist()) <= set(cands[r].tolist())
+        assert not set(items[r].tolist()) & set(seen[r].indices.tolist())
+    assert np.mean([held[r] in items[r].tolist() for r in users]) > 0.6
+    pipe.save(tmp_path / "pipe")
+    again = TwoStage.load(tmp_path / "pipe", features=features)
+    assert type(again.retriever) is EASE and type(again.ranker) is DeepFM
+    assert torch.equal(again.recommend(users, 5)[1], items)
