@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 from scipy import stats
 
-from fastrec.data import Interactions
+from fastrec.data import Interactions, samplers
 from fastrec.data.samplers import (
     NegativeSampler,
     _build_alias,
@@ -106,7 +106,8 @@ def test_alias_table_is_exact():
 
 
 @pytest.mark.parametrize("distribution", ["uniform", "popularity", "mixed"])
-def test_reproducible_across_threads_and_batches(inter, distribution):
+def test_reproducible_across_threads_and_batches(inter, distribution, monkeypatch):
+    monkeypatch.setattr(samplers, "PARALLEL_MIN_WORK", 0)  # small batches would otherwise run on one thread
     sampler = NegativeSampler(inter, distribution=distribution, max_tries=3)
     users = np.random.default_rng(2).integers(0, 29, 5000)  # > 4096: the grouped visiting order is used
     previous = numba.get_num_threads()
@@ -123,6 +124,12 @@ def test_reproducible_across_threads_and_batches(inter, distribution):
     np.testing.assert_array_equal(np.vstack([first, rest]), one)
     assert not np.array_equal(sampler.sample(users, 4, seed=8), one)
     np.testing.assert_array_equal(sampler.sample(users, 4, seed=7, group=False), one)
+
+
+def test_small_batches_restore_the_thread_count(inter):
+    previous = numba.get_num_threads()
+    NegativeSampler(inter).sample(np.arange(10), 4)  # below PARALLEL_MIN_WORK: runs on one thread
+    assert numba.get_num_threads() == previous
 
 
 def test_unsamplable_users_raise(inter):

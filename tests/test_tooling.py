@@ -74,10 +74,10 @@ def test_bench_prints_table_and_writes_json(monkeypatch, capsys, tmp_path):
     assert cli.main(["bench", "--rounds", "2", "--json", str(out_file)]) == 0
     out = capsys.readouterr().out
     rows = [line for line in out.splitlines() if line.startswith("fm_interaction")]
-    assert len(rows) == 4  # fwd and fwd+bwd, each against two baselines
+    assert len(rows) == 6  # fwd and fwd+bwd, each against three baselines
     assert all(row.rstrip().endswith("x") for row in rows)
     payload = json.loads(out_file.read_text())
-    assert {r["baseline"] for r in payload["results"]} == {"torch reference", "naive pairwise"}
+    assert {r["baseline"] for r in payload["results"]} == {"torch reference", "torch.compile reference", "naive pairwise"}
     assert all(r["speedup"] > 0 for r in payload["results"])
     assert not list(out_file.parent.glob("*.tmp"))
 
