@@ -56,7 +56,7 @@ def make_values(shape, dtype, device, seed=1, transposed=False):
     return torch.rand(batch, fields, generator=gen, dtype=dtype).to(device)
 
 
-SHAPES = [(1, 2, 1), (5, 39, 16), (7, 13, 64), (3, 1, 8), (0, 4, 8), (4, 0, 8), (6, 5, 0), (9, 7, 300), (33, 3, 17)]
+SHAPES = [(1, 2, 1), (5, 39, 16), (7, 13, 64), (3, 1, 8), (4, 6, 32), (0, 4, 8), (4, 0, 8), (6, 5, 0), (9, 7, 300), (33, 3, 17)]
 LAYOUTS = ["contiguous", "field_major", "strided_dim", "dim_major"]
 
 
