@@ -57,8 +57,9 @@ inline void prefetch_row(const weight_t* row, int64_t dim) {
 }
 
 // Pools bags [g_begin, g_end) of feature f (bag g = f * B + b) into their output rows. kDim > 0 fixes the dim at
-// compile time, so the accumulator lives in registers.
-template <int kDim, typename weight_t, typename index_t>
+// compile time and kWeighted whether per-sample weights exist: the accumulator then lives in registers (a runtime
+// "weights or 1" inside the id loop, or an accumulator pointer that may alias the output, keeps it in memory).
+template <int kDim, bool kWeighted, typename weight_t, typename index_t>
 void pool_feature_bags(const Layout& layout, int64_t f, int64_t g_begin, int64_t g_end, const weight_t* weights,
                        const index_t* indices, const index_t* offsets, const float* per_sample_weights, float* out) {
   const Feature& feat = layout.features[f];
@@ -66,22 +67,33 @@ void pool_feature_bags(const Layout& layout, int64_t f, int64_t g_begin, int64_t
   const int64_t B = layout.batch;
   const weight_t* table = weights + feat.weight_offset;
   for (int64_t g = g_begin; g < g_end; ++g) {
-    float* __restrict__ y = out + (g - f * B) * layout.output_width + feat.column;
-    std::array<float, (kDim > 0 ? kDim : 1)> acc_fixed{};
-    float* __restrict__ acc = kDim > 0 ? acc_fixed.data() : y;
-    if constexpr (kDim == 0) std::fill(y, y + dim, 0.f);
+    float* y = out + (g - f * B) * layout.output_width + feat.column;  // acc itself when kDim == 0
     const int64_t start = offsets[g], end = offsets[g + 1];
-    for (int64_t i = start; i < end; ++i) {
-      const int64_t id = indices[i];
-      if (id < 0 || id >= feat.num_rows) throw_out_of_range(f, feat, i, id);
-      const weight_t* __restrict__ row = table + id * dim;
-      const float w = per_sample_weights ? per_sample_weights[i] : 1.f;
-#pragma omp simd
-      for (int64_t k = 0; k < dim; ++k) acc[k] += w * static_cast<float>(row[k]);
-    }
     const float scale = (feat.mean && end > start) ? 1.f / float(end - start) : 1.f;
+    auto pool_into = [&](float* __restrict__ acc) {
+      for (int64_t k = 0; k < dim; ++k) acc[k] = 0.f;
+      for (int64_t i = start; i < end; ++i) {
+        const int64_t id = indices[i];
+        if (id < 0 || id >= feat.num_rows) throw_out_of_range(f, feat, i, id);
+        const weight_t* __restrict__ row = table + id * dim;
+        if constexpr (kWeighted) {
+          const float w = per_sample_weights[i];
 #pragma omp simd
-    for (int64_t k = 0; k < dim; ++k) y[k] = acc[k] * scale;
+          for (int64_t k = 0; k < dim; ++k) acc[k] += w * static_cast<float>(row[k]);
+        } else {
+#pragma omp simd
+          for (int64_t k = 0; k < dim; ++k) acc[k] += static_cast<float>(row[k]);
+        }
+      }
+#pragma omp simd
+      for (int64_t k = 0; k < dim; ++k) y[k] = acc[k] * scale;
+    };
+    if constexpr (kDim > 0) {
+      float acc[kDim];
+      pool_into(acc);
+    } else {
+      pool_into(y);
+    }
   }
 }
 
@@ -99,8 +111,13 @@ void forward_kernel(const Layout& layout, const weight_t* weights, const index_t
       const int64_t f = g / B;
       const int64_t run_end = std::min(end, (f + 1) * B);  // the bags of feature f in this chunk
       auto pool = [&](auto fixed_dim) {
-        pool_feature_bags<decltype(fixed_dim)::value>(layout, f, g, run_end, weights, indices, offsets,
-                                                      per_sample_weights, out);
+        if (per_sample_weights != nullptr) {
+          pool_feature_bags<decltype(fixed_dim)::value, true>(layout, f, g, run_end, weights, indices, offsets,
+                                                              per_sample_weights, out);
+        } else {
+          pool_feature_bags<decltype(fixed_dim)::value, false>(layout, f, g, run_end, weights, indices, offsets,
+                                                               nullptr, out);
+        }
       };
       switch (layout.features[f].dim) {
         case 8: pool(std::integral_constant<int, 8>{}); break;
@@ -244,7 +261,7 @@ Segments sort_occurrences(const Layout& layout, const index_t* indices, const in
 template <typename Fn, typename Prefetch>
 void for_each_row_gradient(const Layout& layout, const Segments& s, const float* grad_out,
                            const float* per_sample_weights, const Fn& fn, const Prefetch& prefetch) {
-  constexpr int64_t kRowsAhead = 4, kOccurrencesAhead = 8;
+  constexpr int64_t kRowsAhead = 12, kOccurrencesAhead = 16;
   auto grad_row = [&](int64_t j, float* scale) {
     const int64_t v = Segments::source_of(s.entry[j]);
     const int64_t bag = per_sample_weights ? s.bag_of_position[v] : v;
