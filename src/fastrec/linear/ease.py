@@ -19,10 +19,12 @@ from __future__ import annotations
 import time
 
 import numpy as np
+import scipy.sparse as sp
 import torch
 
 from fastrec import ops
-from fastrec.linear._base import ItemItemModel, available_memory, csr_tensors
+from fastrec.linear._base import ItemItemModel, available_memory, csr_tensors, top_per_item
+from fastrec.linear.refit import refit_columns
 
 __all__ = ["EASE", "dense_memory_estimate"]
 
@@ -134,4 +136,47 @@ class EASE(ItemItemModel):
                 x, self.l2, top_m=self.sparse_top_m, density=self.sparse_density, serve_top_m=self.sparse_top_m,
                 dtype=self.dtype,
                 progress=self.progress)
+        return self
+
+    def prune(self, top_m: int = 128, per: str = "source", *, refit: bool = True,
+              max_support: int | None = None) -> EASE:
+        """Makes B sparse with at most ``top_m`` weights per item and, with ``refit``, re-solves the kept weights.
+        Returns self.
+
+        ``per="source"`` (default) bounds row i of B: the weights through which item i, when in a history, scores
+        other items (column i of B^T, the operator that maps a history x_u to its scores B^T x_u); serving then
+        reads at most ``top_m`` weights per history item. ``per="target"`` bounds column j of B, the weights that
+        score item j. See :meth:`ItemItemModel.prune`.
+
+        Without ``refit``, the ``top_m`` weights of largest magnitude are kept as they are. With ``refit``
+        (default), the kept pattern is chosen, then every target column j is re-solved by EASE's own objective
+        restricted to it, b = (G[S, S] + l2 I)^-1 G[S, j] with S the column's kept source items and G = X^T X of the
+        training rows (:func:`fastrec.linear.refit.refit_columns`): the kept weights absorb what the dropped ones
+        carried. For ``per="source"`` the pattern is each row's ``top_m`` largest weights by value (positive
+        associations first), and a target column that more than ``max_support`` rows (default ``32 * top_m``)
+        chose keeps the ``max_support`` largest |b_ij|, which bounds the refit at n * max_support^3 / 3 flops.
+        ``per="target"`` keeps each column's ``top_m`` largest |b_ij|. The refit builds the exact sparse Gram
+        matrix (nnz(X^T X) entries in float64) and one batch of small dense systems at a time.
+
+        On Gowalla, B pruned to 128 weights per item this way kept the exact Recall@20 within 1% (see the README).
+        """
+        if not refit:
+            return super().prune(top_m, per)
+        self._check_fitted()
+        if per not in ("source", "target"):
+            raise ValueError(f"per must be 'source' or 'target', got {per!r}")
+        if max_support is not None and not (isinstance(max_support, (int, np.integer)) and max_support >= 1):
+            raise ValueError(f"max_support must be an integer >= 1 or None, got {max_support!r}")
+        if per == "source":
+            support = top_per_item(self.weights, top_m, "source", signed=True)
+            support = top_per_item(support, 32 * top_m if max_support is None else max_support, "target")
+        else:
+            support = top_per_item(self.weights, top_m, "target")
+        n = self.n_items
+        gp, gi, gv = ops.gram_sparse(*csr_tensors(self.train), n, dtype=torch.float64)
+        gram = sp.csr_matrix((gv.numpy(), gi.numpy(), gp.numpy()), shape=(n, n))
+        b = refit_columns(gram, support.tocsc(), self.l2).tocsr()
+        b.eliminate_zeros()
+        self.weights = b.astype(np.float32 if self.dtype == torch.float32 else np.float64)
+        self.weights.sort_indices()
         return self
