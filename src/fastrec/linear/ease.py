@@ -59,8 +59,9 @@ class EASE(ItemItemModel):
         dtype: ``torch.float32`` (default) or ``torch.float64`` (twice the memory and about twice the time).
         max_memory: bytes the dense solver may use (default: the memory available now); a larger estimate raises
             ``MemoryError`` before anything is allocated.
-        sparse_top_m: sparse solver: off-diagonal Gram entries kept per item (the largest co-occurrence counts),
-            and weights of B kept per target item.
+        sparse_top_m: sparse solver: weights of B kept per item (row of B, as ``prune(per="source")``).
+        sparse_gram_top_m: sparse solver: off-diagonal Gram entries kept per item (the largest co-occurrence
+            counts); 0 (default): the exact sparse Gram matrix, nnz(X^T X) entries. Set it where that does not fit.
         sparse_density: sparse solver: nnz budget of the factor L and of its approximate inverse, as a multiple of
             n_items (entries per column on average).
         progress: show progress bars for the sparse solver's long loops.
@@ -72,7 +73,8 @@ class EASE(ItemItemModel):
     _kind = "ease"
 
     def __init__(self, l2: float = 500.0, solver: str = "auto", dtype: torch.dtype | str = torch.float32, *,
-                 max_memory: int | None = None, sparse_top_m: int = 256, sparse_density: float = 50.0,
+                 max_memory: int | None = None, sparse_top_m: int = 128, sparse_gram_top_m: int = 0,
+                 sparse_density: float = 50.0,
                  progress: bool = False) -> None:
         super().__init__()
         if not (isinstance(l2, (int, float)) and np.isfinite(l2) and l2 > 0):
@@ -83,6 +85,8 @@ class EASE(ItemItemModel):
             raise ValueError(f"max_memory must be > 0 bytes, got {max_memory}")
         if sparse_top_m < 1:
             raise ValueError(f"sparse_top_m must be >= 1, got {sparse_top_m}")
+        if sparse_gram_top_m < 0:
+            raise ValueError(f"sparse_gram_top_m must be >= 0 (0: exact), got {sparse_gram_top_m}")
         if not sparse_density > 0:
             raise ValueError(f"sparse_density must be > 0, got {sparse_density}")
         self.l2 = float(l2)
@@ -90,6 +94,7 @@ class EASE(ItemItemModel):
         self.dtype = _as_dtype(dtype)
         self.max_memory = max_memory
         self.sparse_top_m = int(sparse_top_m)
+        self.sparse_gram_top_m = int(sparse_gram_top_m)
         self.sparse_density = float(sparse_density)
         self.progress = progress
         self.solver_used: str | None = None
@@ -98,7 +103,8 @@ class EASE(ItemItemModel):
     def _config(self) -> dict:
         return {"l2": self.l2, "solver": self.solver, "dtype": str(self.dtype).removeprefix("torch."),
                 "max_memory": self.max_memory, "sparse_top_m": self.sparse_top_m,
-                "sparse_density": self.sparse_density, "progress": self.progress}
+                "sparse_gram_top_m": self.sparse_gram_top_m, "sparse_density": self.sparse_density,
+                "progress": self.progress}
 
     def _pick_solver(self, n: int, nnz: int) -> str:
         if self.solver != "auto":
@@ -133,9 +139,8 @@ class EASE(ItemItemModel):
             from fastrec.linear.sparse_solver import sparse_ease
 
             self.weights, self.fit_seconds = sparse_ease(
-                x, self.l2, top_m=self.sparse_top_m, density=self.sparse_density, serve_top_m=self.sparse_top_m,
-                dtype=self.dtype,
-                progress=self.progress)
+                x, self.l2, top_m=self.sparse_top_m, gram_top_m=self.sparse_gram_top_m, density=self.sparse_density,
+                dtype=self.dtype, progress=self.progress)
         return self
 
     def prune(self, top_m: int = 128, per: str = "source", *, refit: bool = True,
