@@ -333,25 +333,39 @@ def test_sparse_ease_without_budget_is_exact():
 
     m = random_csr(300, 60, 0.06, seed=8)
     dense = EASE(l2=6.0, dtype=torch.float64).fit(m).weights.numpy()
-    for gram_top_m in (0, 59):  # the exact Gram matrix, and a "pruned" one that keeps every entry
-        b, seconds = sparse_ease(m, 6.0, top_m=60, gram_top_m=gram_top_m, density=60, drop_tol=0.0,
-                                 dtype=torch.float64)
-        np.testing.assert_allclose(b.toarray(), dense, atol=1e-10)
-    assert set(seconds) == {"gram", "ordering", "factorization", "inverse", "pattern", "refit"}
+    for pattern, gram_top_m in (("inverse", 0), ("inverse", 59), ("cooccurrence", 0)):
+        # the exact Gram matrix, or a "pruned" one that keeps every entry: every weight kept, so B is exact
+        b, seconds = sparse_ease(m, 6.0, top_m=60, pattern=pattern, gram_top_m=gram_top_m, density=60,
+                                 drop_tol=0.0, dtype=torch.float64)
+        if pattern == "cooccurrence":  # only pairs that co-occur are candidates: compare on that pattern
+            g = (m.T @ m).toarray().astype(np.float64)
+            np.testing.assert_allclose(b.toarray(), constrained_ease(g, (g != 0) & ~np.eye(60, dtype=bool), 6.0),
+                                       atol=1e-10)
+        else:
+            np.testing.assert_allclose(b.toarray(), dense, atol=1e-10)
+    assert set(seconds) == {"gram", "pattern", "refit"}
     # with budgets: the weights are EASE's solution on the chosen pattern, and the model serves from them
-    model = EASE(l2=6.0, solver="sparse", sparse_top_m=10, sparse_density=5, dtype=torch.float64).fit(m)
-    assert sp.issparse(model.weights) and model.solver_used == "sparse"
-    w = model.weights.toarray()
-    assert ((w != 0).sum(axis=1) <= 10).all() and np.diagonal(w).max() == 0
-    g = (m.T @ m).toarray().astype(np.float64)
-    np.testing.assert_allclose(w, constrained_ease(g, w != 0, 6.0), atol=1e-10)
-    s, i = model.recommend(k=5)
-    assert i.shape == (300, 5) and torch.isfinite(s).all()
+    for pattern in ("inverse", "cooccurrence"):
+        model = EASE(l2=6.0, solver="sparse", sparse_top_m=10, sparse_pattern=pattern, sparse_density=5,
+                     dtype=torch.float64).fit(m)
+        assert sp.issparse(model.weights) and model.solver_used == "sparse"
+        w = model.weights.toarray()
+        assert ((w != 0).sum(axis=1) <= 10).all() and np.diagonal(w).max() == 0
+        g = (m.T @ m).toarray().astype(np.float64)
+        np.testing.assert_allclose(w, constrained_ease(g, w != 0, 6.0), atol=1e-10)
+        s, i = model.recommend(k=5)
+        assert i.shape == (300, 5) and torch.isfinite(s).all()
+    assert set(model.fit_seconds) == {"gram", "pattern", "refit"}
+    cos = (g / np.sqrt(np.diagonal(g))[None, :]) * ~np.eye(60, dtype=bool)  # the co-occurrence ranking of row i
+    for i in np.flatnonzero((w != 0).sum(axis=1) == 10):
+        assert cos[i, w[i] != 0].min() >= np.sort(cos[i])[-10] - 1e-12
     # a pruned Gram matrix (its dropped entries moved onto the diagonal) still gives finite weights in budget
     model = EASE(l2=6.0, solver="sparse", sparse_top_m=10, sparse_gram_top_m=5, sparse_density=5).fit(m)
     assert ((model.weights != 0).sum(axis=1) <= 10).all() and np.isfinite(model.weights.data).all()
     with pytest.raises(ValueError, match="sparse_gram_top_m"):
         EASE(sparse_gram_top_m=-1)
+    with pytest.raises(ValueError, match="sparse_pattern"):
+        EASE(sparse_pattern="magic")
 
 
 @pytest.mark.parametrize("shrink", [0.0, 3.0])

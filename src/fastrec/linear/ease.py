@@ -25,6 +25,7 @@ import torch
 from fastrec import ops
 from fastrec.linear._base import ItemItemModel, available_memory, csr_tensors, top_per_item
 from fastrec.linear.refit import refit_columns
+from fastrec.linear.sparse_solver import PATTERNS, sparse_ease
 
 __all__ = ["EASE", "dense_memory_estimate"]
 
@@ -60,10 +61,13 @@ class EASE(ItemItemModel):
         max_memory: bytes the dense solver may use (default: the memory available now); a larger estimate raises
             ``MemoryError`` before anything is allocated.
         sparse_top_m: sparse solver: weights of B kept per item (row of B, as ``prune(per="source")``).
+        sparse_pattern: sparse solver: how the kept weights are chosen before their exact re-fit,
+            ``"cooccurrence"`` (default) or ``"inverse"`` (SANSA's approximate inverse); see
+            :mod:`fastrec.linear.sparse_solver`.
         sparse_gram_top_m: sparse solver: off-diagonal Gram entries kept per item (the largest co-occurrence
             counts); 0 (default): the exact sparse Gram matrix, nnz(X^T X) entries. Set it where that does not fit.
-        sparse_density: sparse solver: nnz budget of the factor L and of its approximate inverse, as a multiple of
-            n_items (entries per column on average).
+        sparse_density: sparse solver, ``"inverse"`` pattern: nnz budget of the factor L and of its approximate
+            inverse, as a multiple of n_items (entries per column on average).
         progress: show progress bars for the sparse solver's long loops.
 
     After ``fit``: ``weights`` (B, a dense tensor, or a scipy CSR matrix for the sparse solver), ``solver_used``,
@@ -73,7 +77,8 @@ class EASE(ItemItemModel):
     _kind = "ease"
 
     def __init__(self, l2: float = 500.0, solver: str = "auto", dtype: torch.dtype | str = torch.float32, *,
-                 max_memory: int | None = None, sparse_top_m: int = 128, sparse_gram_top_m: int = 0,
+                 max_memory: int | None = None, sparse_top_m: int = 128, sparse_pattern: str = "cooccurrence",
+                 sparse_gram_top_m: int = 0,
                  sparse_density: float = 50.0,
                  progress: bool = False) -> None:
         super().__init__()
@@ -85,6 +90,8 @@ class EASE(ItemItemModel):
             raise ValueError(f"max_memory must be > 0 bytes, got {max_memory}")
         if sparse_top_m < 1:
             raise ValueError(f"sparse_top_m must be >= 1, got {sparse_top_m}")
+        if sparse_pattern not in PATTERNS:
+            raise ValueError(f"sparse_pattern must be one of {PATTERNS}, got {sparse_pattern!r}")
         if sparse_gram_top_m < 0:
             raise ValueError(f"sparse_gram_top_m must be >= 0 (0: exact), got {sparse_gram_top_m}")
         if not sparse_density > 0:
@@ -94,6 +101,7 @@ class EASE(ItemItemModel):
         self.dtype = _as_dtype(dtype)
         self.max_memory = max_memory
         self.sparse_top_m = int(sparse_top_m)
+        self.sparse_pattern = sparse_pattern
         self.sparse_gram_top_m = int(sparse_gram_top_m)
         self.sparse_density = float(sparse_density)
         self.progress = progress
@@ -103,8 +111,8 @@ class EASE(ItemItemModel):
     def _config(self) -> dict:
         return {"l2": self.l2, "solver": self.solver, "dtype": str(self.dtype).removeprefix("torch."),
                 "max_memory": self.max_memory, "sparse_top_m": self.sparse_top_m,
-                "sparse_gram_top_m": self.sparse_gram_top_m, "sparse_density": self.sparse_density,
-                "progress": self.progress}
+                "sparse_pattern": self.sparse_pattern, "sparse_gram_top_m": self.sparse_gram_top_m,
+                "sparse_density": self.sparse_density, "progress": self.progress}
 
     def _pick_solver(self, n: int, nnz: int) -> str:
         if self.solver != "auto":
@@ -136,10 +144,9 @@ class EASE(ItemItemModel):
             self.weights = ops.ease_dense_(g, self.l2)
             self.fit_seconds = {"gram": t1 - t0, "solve": time.perf_counter() - t1}
         else:
-            from fastrec.linear.sparse_solver import sparse_ease
-
             self.weights, self.fit_seconds = sparse_ease(
-                x, self.l2, top_m=self.sparse_top_m, gram_top_m=self.sparse_gram_top_m, density=self.sparse_density,
+                x, self.l2, top_m=self.sparse_top_m, pattern=self.sparse_pattern,
+                gram_top_m=self.sparse_gram_top_m, density=self.sparse_density,
                 dtype=self.dtype, progress=self.progress)
         return self
 
