@@ -170,7 +170,8 @@ class EASE(ItemItemModel):
         ``per="target"`` keeps each column's ``top_m`` largest |b_ij|. The refit builds the exact sparse Gram
         matrix (nnz(X^T X) entries in float64) and one batch of small dense systems at a time.
 
-        On Gowalla, B pruned to 128 weights per item this way kept the exact Recall@20 within 1% (see the README).
+        On Gowalla (lambda 80), B pruned to 128 weights per source item this way had 100.8% of the exact model's
+        Recall@20; truncation alone, 98.2% per source and 96.5% per target (see the README).
         """
         if not refit:
             return super().prune(top_m, per)
