@@ -6,9 +6,10 @@ Two solvers:
 - ``"dense"``: the exact closed form. The native Gram kernel writes X^T X into one dense n x n buffer, LAPACK's
   Cholesky inverse (potrf + potri) runs in place in it, and a native pass scales and mirrors P into B: one n x n
   matrix in all (about 1.1 x 4 n^2 bytes in float32, plus X). The memory is checked before allocating.
-- ``"sparse"``: for catalogs too large for a dense matrix, the approach of SANSA (Spisak et al., RecSys 2023): a
-  pruned sparse Gram matrix, a fill-reducing ordering, an incomplete LDL^T factorization under a density budget and a
-  sparse approximate inverse of L, giving a sparse approximate B (see :mod:`fastrec.linear.sparse_solver`).
+- ``"sparse"``: for catalogs too large for a dense matrix: a sparse Gram matrix, a pattern of at most
+  ``sparse_top_m`` weights per item (from co-occurrences, or from the approximate inverse of SANSA, Spisak et al.,
+  RecSys 2023), and EASE's objective solved exactly on that pattern, column by column (see
+  :mod:`fastrec.linear.sparse_solver`).
 
 ``"auto"`` takes the dense solver when its matrix fits in memory and n_items <= 50,000 (beyond, the sparse solver is
 faster as well as smaller), else the sparse one.
