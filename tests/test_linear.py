@@ -11,6 +11,7 @@ import torch
 from fastrec import ops
 from fastrec.linear import EASE
 from fastrec.linear._base import csr_tensors
+from fastrec.linear.refit import refit_columns
 from fastrec.ops import reference
 
 TOL = {torch.float64: dict(rtol=1e-9, atol=1e-10), torch.float32: dict(rtol=1e-4, atol=1e-4)}
@@ -141,21 +142,81 @@ def test_recommend_and_score_agree():
     assert torch.equal(i3, i[[9, 2]])
 
 
-def test_prune_keeps_top_weights_per_column():
+@pytest.mark.parametrize("per", ["target", "source"])
+def test_prune_without_refit_keeps_top_weights_per_item(per):
     m = random_csr(120, 50, 0.1, seed=9)
     model = EASE(l2=2.0, dtype=torch.float64).fit(m)
     dense = model.weights.clone()
     exact_ids = model.recommend(k=5)[1]
-    model.prune(top_m=50)  # every weight kept: same lists from the sparse path
+    model.prune(top_m=50, per=per, refit=False)  # every weight kept: same lists from the sparse path
     assert torch.equal(model.recommend(k=5)[1], exact_ids)
-    model.prune(top_m=4)
+    model.prune(top_m=4, per=per, refit=False)
     w = model.weights.toarray()
+    if per == "source":  # the budget is per row of B (per history item): compare the transposes
+        w, dense = w.T, dense.T
     assert ((w != 0).sum(axis=0) <= 4).all()
     for j in range(50):
         kept = np.flatnonzero(w[:, j])
         col = dense[:, j].abs().numpy()
         assert col[kept].min() >= np.sort(col)[-4] - 1e-15
         np.testing.assert_array_equal(w[kept, j], dense[kept, j].numpy())
+
+
+def constrained_ease(g: np.ndarray, support: np.ndarray, l2: float) -> np.ndarray:
+    """EASE with B restricted to a boolean support, column by column with numpy: the reference for the refit."""
+    b = np.zeros_like(g)
+    for j in range(g.shape[0]):
+        s = np.flatnonzero(support[:, j])
+        if s.size:
+            b[s, j] = np.linalg.solve(g[np.ix_(s, s)] + l2 * np.eye(s.size), g[s, j])
+    return b
+
+
+def test_refit_columns_matches_constrained_closed_form():
+    m = random_csr(200, 40, 0.15, seed=4, weighted=True, empty_cols=[3])
+    g = (m.T @ m).toarray().astype(np.float64)
+    full = ~np.eye(40, dtype=bool)
+    exact = reference.ease_closed_form(torch.from_numpy(m.toarray()).double(), 3.0).numpy()
+    refit = refit_columns(sp.csr_matrix(g), sp.csc_matrix(full.astype(float)), 3.0).toarray()
+    np.testing.assert_allclose(refit, exact, atol=1e-12)  # full support: exactly EASE
+    rng = np.random.default_rng(0)
+    support = (rng.random((40, 40)) < 0.3) & full
+    support[:, 7] = False  # a column with no support stays empty
+    got = refit_columns(sp.csr_matrix(g), sp.csc_matrix(support.astype(float)), 3.0)
+    assert (got.toarray()[~support] == 0).all() and got.nnz == support.sum()
+    np.testing.assert_allclose(got.toarray(), constrained_ease(g, support, 3.0), atol=1e-12)
+    with pytest.raises(ValueError, match="column 0 contains its own item"):
+        refit_columns(sp.csr_matrix(g), sp.csc_matrix(np.ones((40, 40))), 3.0)
+    with pytest.raises(ValueError, match="l2"):
+        refit_columns(sp.csr_matrix(g), sp.csc_matrix(support.astype(float)), 0.0)
+    with pytest.raises(ValueError, match="not positive definite"):
+        refit_columns(sp.csr_matrix(-g), sp.csc_matrix(support.astype(float)), 3.0)
+
+
+@pytest.mark.parametrize("per", ["target", "source"])
+def test_prune_with_refit_solves_ease_on_the_kept_pattern(per):
+    m = random_csr(150, 45, 0.12, seed=5)
+    model = EASE(l2=2.0, dtype=torch.float64).fit(m)
+    dense = model.weights.clone()
+    model.prune(top_m=45, per=per)  # every weight kept: the refit is the exact solution
+    np.testing.assert_allclose(model.weights.toarray(), dense.numpy(), atol=1e-10)
+    model.weights = dense.clone()
+    model.prune(top_m=6, per=per, max_support=9)
+    w = model.weights.toarray()
+    support = w != 0
+    g = (m.T @ m).toarray().astype(np.float64)
+    np.testing.assert_allclose(w, constrained_ease(g, support, 2.0), atol=1e-10)
+    if per == "source":
+        assert support.sum(axis=1).max() <= 6 and support.sum(axis=0).max() <= 9
+        for i in np.flatnonzero(support.any(axis=1)):  # each row's pattern: among its 6 largest weights by value
+            d = dense[i].numpy()
+            assert d[support[i]].min() >= np.sort(d)[-6] - 1e-15
+    else:
+        assert support.sum(axis=0).max() <= 6
+    with pytest.raises(ValueError, match="per"):
+        model.prune(4, per="column")
+    with pytest.raises(ValueError, match="max_support"):
+        model.prune(4, max_support=0)
 
 
 def test_save_load_round_trip(tmp_path):
@@ -272,15 +333,39 @@ def test_sparse_ease_without_budget_is_exact():
 
     m = random_csr(300, 60, 0.06, seed=8)
     dense = EASE(l2=6.0, dtype=torch.float64).fit(m).weights.numpy()
-    b, seconds = sparse_ease(m, 6.0, top_m=60, density=60, serve_top_m=60, drop_tol=0.0, dtype=torch.float64)
-    np.testing.assert_allclose(b.toarray(), dense, atol=1e-10)
-    assert set(seconds) == {"gram", "ordering", "factorization", "inverse", "weights"}
-    # with budgets: approximate, and the model serves from the sparse weights
-    model = EASE(l2=6.0, solver="sparse", sparse_top_m=10, sparse_density=5).fit(m)
-    assert sp.issparse(model.weights) and model.solver_used == "sparse"
-    assert ((model.weights != 0).sum(axis=0) <= 10).all() and model.weights.diagonal().max() == 0
-    s, i = model.recommend(k=5)
-    assert i.shape == (300, 5) and torch.isfinite(s).all()
+    for pattern, gram_top_m in (("inverse", 0), ("inverse", 59), ("cooccurrence", 0)):
+        # the exact Gram matrix, or a "pruned" one that keeps every entry: every weight kept, so B is exact
+        b, seconds = sparse_ease(m, 6.0, top_m=60, pattern=pattern, gram_top_m=gram_top_m, density=60,
+                                 drop_tol=0.0, dtype=torch.float64)
+        if pattern == "cooccurrence":  # only pairs that co-occur are candidates: compare on that pattern
+            g = (m.T @ m).toarray().astype(np.float64)
+            np.testing.assert_allclose(b.toarray(), constrained_ease(g, (g != 0) & ~np.eye(60, dtype=bool), 6.0),
+                                       atol=1e-10)
+        else:
+            np.testing.assert_allclose(b.toarray(), dense, atol=1e-10)
+    assert set(seconds) == {"gram", "pattern", "refit"}
+    # with budgets: the weights are EASE's solution on the chosen pattern, and the model serves from them
+    for pattern in ("inverse", "cooccurrence"):
+        model = EASE(l2=6.0, solver="sparse", sparse_top_m=10, sparse_pattern=pattern, sparse_density=5,
+                     dtype=torch.float64).fit(m)
+        assert sp.issparse(model.weights) and model.solver_used == "sparse"
+        w = model.weights.toarray()
+        assert ((w != 0).sum(axis=1) <= 10).all() and np.diagonal(w).max() == 0
+        g = (m.T @ m).toarray().astype(np.float64)
+        np.testing.assert_allclose(w, constrained_ease(g, w != 0, 6.0), atol=1e-10)
+        s, i = model.recommend(k=5)
+        assert i.shape == (300, 5) and torch.isfinite(s).all()
+    assert set(model.fit_seconds) == {"gram", "pattern", "refit"}
+    cos = (g / np.sqrt(np.diagonal(g))[None, :]) * ~np.eye(60, dtype=bool)  # the co-occurrence ranking of row i
+    for i in np.flatnonzero((w != 0).sum(axis=1) == 10):
+        assert cos[i, w[i] != 0].min() >= np.sort(cos[i])[-10] - 1e-12
+    # a pruned Gram matrix (its dropped entries moved onto the diagonal) still gives finite weights in budget
+    model = EASE(l2=6.0, solver="sparse", sparse_top_m=10, sparse_gram_top_m=5, sparse_density=5).fit(m)
+    assert ((model.weights != 0).sum(axis=1) <= 10).all() and np.isfinite(model.weights.data).all()
+    with pytest.raises(ValueError, match="sparse_gram_top_m"):
+        EASE(sparse_gram_top_m=-1)
+    with pytest.raises(ValueError, match="sparse_pattern"):
+        EASE(sparse_pattern="magic")
 
 
 @pytest.mark.parametrize("shrink", [0.0, 3.0])

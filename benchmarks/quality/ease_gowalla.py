@@ -6,8 +6,8 @@ the model is then refit on the whole train set and evaluated once on test. A ful
 flops (~25 min on one core of the 2-core development machine), so the validation grid may run on the
 ``--valid-items`` most popular items only (their Gram entries, and so lambda's scale, are those of the full model;
 validation users' held-out items outside that catalog are dropped). Also measured: fit time per phase, peak
-memory, serving speed of the fused top-k (dense B, and B pruned to the top-128 weights per column) and the pruned
-model's Recall@20 relative to the exact one.
+memory, serving speed of the fused top-k (dense B, and B pruned by ``EASE.prune``: at most 128 weights per source
+item, re-fitted on the kept pattern) and the pruned model's Recall@20 relative to the exact one.
 
     python benchmarks/quality/ease_gowalla.py [--lambdas 40,80,160] [--solver dense] [--json out.json]
 """

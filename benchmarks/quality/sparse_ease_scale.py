@@ -2,7 +2,8 @@
 activity, Zipf item popularity), as in the issue's 1M-item target (~50M interactions, 8 GB, 30 minutes).
 Reports each phase's seconds, peak memory (ru_maxrss), the nnz of B and the fused serving speed (users/s, top-20).
 
-    python benchmarks/quality/sparse_ease_scale.py --items 1000000 [--per-user 50] [--top-m 32] [--density 16]
+    python benchmarks/quality/sparse_ease_scale.py --items 1000000 [--per-user 50] [--top-m 32] [--gram-top-m 32] \\
+        [--density 16]
 """
 
 from __future__ import annotations
@@ -24,7 +25,8 @@ def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--items", type=int, default=100_000)
     ap.add_argument("--per-user", type=int, default=50)
-    ap.add_argument("--top-m", type=int, default=32)
+    ap.add_argument("--top-m", type=int, default=32, help="weights of B kept per item")
+    ap.add_argument("--gram-top-m", type=int, default=32, help="Gram entries kept per item (0: exact)")
     ap.add_argument("--density", type=float, default=16.0)
     ap.add_argument("--l2", type=float, default=200.0)
     ap.add_argument("--threads", type=int, default=0)
@@ -37,7 +39,8 @@ def main() -> None:
     t_data = time.perf_counter() - t0
     print(f"data: {x.n_users} users x {x.n_items} items, {x.nnz} interactions ({t_data:.1f} s)", flush=True)
     t0 = time.perf_counter()
-    model = EASE(l2=args.l2, solver="sparse", sparse_top_m=args.top_m, sparse_density=args.density,
+    model = EASE(l2=args.l2, solver="sparse", sparse_top_m=args.top_m,
+                 sparse_gram_top_m=args.gram_top_m, sparse_density=args.density,
                  progress=True).fit(x)
     t_fit = time.perf_counter() - t0
     peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20

@@ -16,7 +16,7 @@ from torch import Tensor
 from fastrec import ops
 from fastrec.retrieval.base import atomic_save_npz, read_npz
 
-__all__ = ["ItemItemModel", "available_memory", "check_interactions", "csr_tensors"]
+__all__ = ["ItemItemModel", "available_memory", "check_interactions", "csr_tensors", "top_per_item"]
 
 
 def check_interactions(x, name: str = "interactions", n_items: int | None = None) -> sp.csr_matrix:
@@ -82,6 +82,45 @@ def _csr_arrays(prefix: str, m: sp.csr_matrix) -> dict[str, np.ndarray]:
 def _csr_from(prefix: str, arrays: dict[str, np.ndarray]) -> sp.csr_matrix:
     return sp.csr_matrix((arrays[f"{prefix}_data"], arrays[f"{prefix}_indices"], arrays[f"{prefix}_indptr"]),
                          shape=tuple(arrays[f"{prefix}_shape"]))
+
+
+def top_per_item(weights: Tensor | sp.csr_matrix, top_m: int, per: str = "source",
+                 signed: bool = False) -> sp.csr_matrix:
+    """The ``top_m`` largest weights of every row (``per="source"``) or column (``per="target"``) of W, dense or
+    CSR, as a CSR matrix; by magnitude, or by value when ``signed`` (the strongest positive weights first). Zeros
+    are never kept."""
+    if not (isinstance(top_m, (int, np.integer)) and top_m >= 1):
+        raise ValueError(f"top_m must be an integer >= 1, got {top_m!r}")
+    if per not in ("source", "target"):
+        raise ValueError(f"per must be 'source' or 'target', got {per!r}")
+    n = weights.shape[0]
+    if isinstance(weights, Tensor):
+        w = weights if per == "source" else weights.T
+        m = min(top_m, n)
+        rows, cols, vals = [], [], []
+        for i0 in range(0, n, 2048):  # row blocks: one [2048, n] temporary at a time
+            blk = w[i0:i0 + 2048]
+            idx = (blk if signed else blk.abs()).topk(m, dim=1).indices
+            v = blk.gather(1, idx)
+            keep = v != 0
+            rows.append((torch.arange(blk.shape[0]) + i0).unsqueeze(1).expand(-1, m)[keep].numpy())
+            cols.append(idx[keep].numpy())
+            vals.append(v[keep].numpy())
+        r, c, v = np.concatenate(rows), np.concatenate(cols), np.concatenate(vals)
+    else:
+        w = sp.csr_matrix(weights if per == "source" else weights.T)
+        w.sum_duplicates()
+        row = np.repeat(np.arange(n), np.diff(w.indptr))
+        key = -w.data if signed else -np.abs(w.data)
+        order = np.lexsort((w.indices, key, row))  # by row, then weight descending, then id
+        rank = np.arange(w.nnz) - w.indptr[row[order]]
+        sel = order[(rank < top_m) & (w.data[order] != 0)]
+        r, c, v = row[sel], w.indices[sel], w.data[sel]
+    if per == "target":
+        r, c = c, r
+    out = sp.csr_matrix((v, (r, c)), shape=(n, n))
+    out.sort_indices()
+    return out
 
 
 class ItemItemModel(ABC):
@@ -181,42 +220,23 @@ class ItemItemModel(ABC):
                 return xt @ self.weights
         return torch.from_numpy((x @ self.weights).toarray())
 
-    def prune(self, top_m: int = 128) -> ItemItemModel:
-        """Keeps, for every target item j (column of W), the ``top_m`` weights of largest magnitude; W becomes
-        sparse. Returns self. Serving then reads O(top_m) weights per target instead of n_items."""
+    def prune(self, top_m: int = 128, per: str = "source") -> ItemItemModel:
+        """Keeps at most ``top_m`` weights per item, those of largest magnitude; W becomes a sparse CSR matrix.
+        Returns self.
+
+        A user's score for item j is s_j = sum_i x_ui W_ij (the vector of scores is W^T x_u), so an item plays two
+        roles, and ``per`` says which one the budget applies to:
+
+        - ``"source"`` (default): row i of W, the weights through which item i of a history scores other items
+          (equivalently, column i of the operator W^T that maps a history to scores). Serving then reads exactly
+          ``top_m`` weights per history item, and each history item keeps its strongest targets.
+        - ``"target"``: column j of W, the weights that score item j (the neighbourhood of j in item kNN).
+
+        On Gowalla with EASE, ``"source"`` kept more of the exact Recall@20 than ``"target"`` at equal budget
+        (see the README).
+        """
         self._check_fitted()
-        if top_m < 1:
-            raise ValueError(f"top_m must be >= 1, got {top_m}")
-        n = self.n_items
-        if isinstance(self.weights, Tensor):
-            w = self.weights
-            m = min(top_m, n)
-            rows, cols, vals = [], [], []
-            for j0 in range(0, n, 2048):  # column blocks: one [n, 2048] |W| temporary at a time
-                blk = w[:, j0:j0 + 2048]
-                idx = blk.abs().topk(m, dim=0).indices  # [m, b]
-                v = blk.gather(0, idx)
-                keep = v != 0
-                rows.append(idx[keep].numpy())
-                cols.append((torch.arange(blk.shape[1]) + j0).expand(m, -1)[keep].numpy())
-                vals.append(v[keep].numpy())
-            r, c, v = np.concatenate(rows), np.concatenate(cols), np.concatenate(vals)
-            self.weights = sp.csr_matrix((v, (r, c)), shape=(n, n))
-        else:
-            wc = sp.csc_matrix(self.weights)
-            keep_r, keep_c, keep_v = [], [], []
-            for j in range(n):
-                lo, hi = wc.indptr[j], wc.indptr[j + 1]
-                if hi - lo > top_m:
-                    sel = lo + np.argsort(-np.abs(wc.data[lo:hi]), kind="stable")[:top_m]
-                else:
-                    sel = np.arange(lo, hi)
-                keep_r.append(wc.indices[sel])
-                keep_c.append(np.full(sel.size, j))
-                keep_v.append(wc.data[sel])
-            self.weights = sp.csr_matrix((np.concatenate(keep_v), (np.concatenate(keep_r), np.concatenate(keep_c))),
-                                         shape=(n, n))
-        self.weights.sort_indices()
+        self.weights = top_per_item(self.weights, top_m, per)
         return self
 
     # ------------------------------------------------------------------ persistence

@@ -61,6 +61,6 @@ class ItemKNN(ItemItemModel):
         g.setdiag(0.0)
         g.eliminate_zeros()
         self.weights = g
-        self.prune(self.k)
+        self.prune(self.k, per="target")
         self.fit_seconds = {"gram": t1 - t0, "similarity": time.perf_counter() - t1}
         return self
