@@ -1,6 +1,7 @@
 """Quality runs of the sequential models on the real data sets of ../shared/data, under the published protocols.
 
-    python benchmarks/quality/seq_models.py sasrec beauty [--seed 0] [--epochs 200] [--set key=value ...]
+    python benchmarks/quality/seq_models.py {sasrec,bert4rec,gru4rec,caser} {beauty,lastfm,diginetica} [--seed 0]
+        [--max-minutes M] [--set key=value ...]   (e.g. --set epochs=300 patience=10)
 
 - ``beauty``: S3-Rec's Beauty.txt, leave-one-out, 99 random unseen negatives per user
   (``fastrec.data.evaluation_negatives(seed=0)``, the same rows for valid and test), HR/NDCG@10; plus full ranking
@@ -9,6 +10,7 @@
 - ``diginetica``: SR-GNN's sessions; the last 10% of train_sessions.txt (file order) is the validation set, the
   published test prefixes are the test; P@20 (= HR@20) and MRR@20 over all items, history items kept.
 
+Caser gets a user embedding per user on Beauty and LastFM (the paper's model), none on Diginetica's sessions.
 Early stopping watches the validation split only; the test split is evaluated once, on the best validation model.
 Prints one JSON line with the settings, the validation history, the test metrics and the times; ``--out`` also
 writes it to a file. Set ``OMP_NUM_THREADS``/``--threads`` to share the machine.
