@@ -4,8 +4,13 @@ synthetic pattern, and the real-data benchmark pipeline (histories aligned with 
 
 from __future__ import annotations
 
+import functools
+import importlib.util
+from pathlib import Path
+
 import numpy as np
 import pytest
+import scipy.sparse as sp
 import torch
 from conftest import CUDA
 
@@ -243,8 +248,8 @@ def test_caser_user_ids():
         model.fit([[1, 2]] * 7, epochs=1, progress=False)
     # the evaluators hand each case's user to the model
     x = synthetic_interactions(n_users=6)
-    sp_ = data.leave_one_out(x)
-    _, test = seq.leave_one_out_cases(sp_.train, sp_.valid, sp_.test)
+    split = data.leave_one_out(x)
+    _, test = seq.leave_one_out_cases(split.train, split.valid, split.test)
     neg = np.tile(np.arange(10, 15), (len(test), 1))
     got = seq.sampled_evaluator(test, neg, ks=1, metrics=("hr",))(model)
     hist = [test.items[test.offsets[c]:test.offsets[c + 1]] for c in range(len(test))]
@@ -378,10 +383,9 @@ def test_cuda_matches_cpu(cls, kw):
 
 
 # ---------------------------------------------------------------------------------------------------- real data
+@functools.cache
 def _benchmark_module():
-    import importlib.util
-    from pathlib import Path
-
+    """benchmarks/quality/seq_models.py, loaded once."""
     path = Path(__file__).resolve().parents[1] / "benchmarks" / "quality" / "seq_models.py"
     spec = importlib.util.spec_from_file_location("seq_models_benchmark", path)
     module = importlib.util.module_from_spec(spec)
@@ -394,8 +398,6 @@ class _CountScorer:
     each history item (co-occurrence, divided by sqrt(popularity)), or popularity alone (``cooc=False``)."""
 
     def __init__(self, offsets: np.ndarray, items: np.ndarray, n_items: int, cooc: bool) -> None:
-        import scipy.sparse as sp
-
         rows = np.repeat(np.arange(offsets.size - 1), np.diff(offsets))
         x = sp.csr_matrix((np.ones(items.size), (rows, items)), shape=(offsets.size - 1, n_items))
         self.pop = np.asarray(x.sum(0)).ravel()
@@ -403,8 +405,6 @@ class _CountScorer:
         self.n_items, self.max_len, self.n_users = n_items, 50, 0
 
     def score(self, histories, items, users=None):
-        import scipy.sparse as sp
-
         off, it = as_jagged(histories)
         items = np.asarray(items)
         if self.c is None:
