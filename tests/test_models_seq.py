@@ -238,6 +238,10 @@ def test_caser_user_ids():
     s = model.score(h, [4, 5], users=[0, 1, 5])
     assert not torch.equal(s[0], s[1])  # the user term matters
     torch.testing.assert_close(s[0], model.score(h[:1], [4, 5], users=np.array([0]))[0])
+    full = model.full_scores(h, users=[0, 1, 5])
+    full[:, [1, 2, 3]] = float("-inf")
+    _, items = model.recommend(h, k=2, users=[0, 1, 5], block_size=2)
+    assert torch.equal(items, full.topk(2, dim=1).indices)
     with pytest.raises(ValueError, match="pass users="):
         model.score(h, [4])
     with pytest.raises(ValueError, match="out of range"):
