@@ -1,10 +1,16 @@
 """Sequential models: exact padding masks, agreement with the plain reference, causality, the session-parallel
-iterator, save/load, seeded training, the public API and its input checks, and learning on a synthetic pattern."""
+iterator and Caser's windows, save/load, seeded training, the public API and its input checks, learning on a
+synthetic pattern, and the real-data benchmark pipeline (histories aligned with targets and negatives)."""
 
 from __future__ import annotations
 
+import functools
+import importlib.util
+from pathlib import Path
+
 import numpy as np
 import pytest
+import scipy.sparse as sp
 import torch
 from conftest import CUDA
 
@@ -20,8 +26,11 @@ MODELS = [
     (seq.SASRec, dict(max_len=12, dim=16, heads=2, layers=2, dropout=0.2)),
     (seq.BERT4Rec, dict(max_len=12, dim=16, heads=2, layers=2, dropout=0.2)),
     (seq.GRU4Rec, dict(max_len=12, dim=16, hidden=24, dropout=0.2, n_sample=8)),
+    (seq.Caser, dict(max_len=5, dim=16, n_h=4, n_v=2, dropout=0.2)),
+    (seq.Caser, dict(max_len=5, dim=16, n_h=4, n_v=2, dropout=0.2, n_users=60)),
 ]
-IDS = ["sasrec", "bert4rec", "gru4rec"]
+IDS = ["sasrec", "bert4rec", "gru4rec", "caser", "caser-users"]
+USERS = np.arange(9) * 5  # user ids of histories() for the models with user embeddings
 
 
 def histories(n: int = 9, seed: int = 0) -> list[np.ndarray]:
@@ -129,10 +138,11 @@ def test_scores_do_not_depend_on_batch_padding(cls, kw):
     model = cls(N_ITEMS, **kw)
     hs = histories()
     cand = torch.arange(N_ITEMS)
-    together = model.score(hs, cand)
+    together = model.score(hs, cand, users=USERS)
     for r, h in enumerate(hs):
-        torch.testing.assert_close(model.score([h], cand)[0], together[r], rtol=1e-5, atol=1e-5)
-    torch.testing.assert_close(model.full_scores(hs), together)
+        torch.testing.assert_close(model.score([h], cand, users=USERS[r:r + 1])[0], together[r], rtol=1e-5,
+                                   atol=1e-5)
+    torch.testing.assert_close(model.full_scores(hs, users=USERS), together)
 
 
 def test_gru4rec_encode_equals_a_step_loop():
@@ -196,6 +206,63 @@ def test_python_negatives_and_numba_sampler_exclude_the_user_items():
             n += 1
     assert n == 60
 
+def test_caser_windows_cover_every_target_with_the_items_before_it():
+    """Each window holds the L items before its first target (left-padded at the sequence start) and the next T items
+    (-1 past the end); together the windows predict every item but a sequence's first; negatives avoid the user's
+    items; the users are the sequences' rows."""
+    lengths = [8, 2, 3, 4, 1]
+    rng = np.random.default_rng(0)
+    seqs = [rng.choice(N_ITEMS, size=n, replace=False) for n in lengths]
+    model = seq.Caser(N_ITEMS, max_len=3, targets=3, n_users=5)
+    train = model._prepare(seqs)
+    covered = {u: set() for u in range(5)}
+    n_windows = 0
+    for inp, users, tgt, neg in model._batches(train, 4, 0, 0):
+        for x, u, t, ng in zip(inp.tolist(), users.tolist(), tgt.tolist(), neg.tolist()):
+            s = list(seqs[u])
+            real = [i for i in x if i >= 0]
+            first = len(s[:s.index(t[0])])
+            assert first >= 1 and real == s[max(0, first - 3):first] and x[:3 - len(real)] == [-1] * (3 - len(real))
+            want = s[first:first + 3]
+            assert t == want + [-1] * (3 - len(want))
+            assert not set(ng) & set(s)
+            covered[u].update(range(first, first + len(want)))
+            n_windows += 1
+    assert n_windows == 5 + 1 + 1 + 1  # rows of n > T items: n - T windows; shorter rows: one; a 1-item row: none
+    assert all(covered[u] == set(range(1, n)) for u, n in enumerate(lengths))
+
+
+def test_caser_user_ids():
+    model = seq.Caser(N_ITEMS, max_len=4, dim=8, n_users=6).eval()
+    h = [[1, 2, 3]] * 3
+    s = model.score(h, [4, 5], users=[0, 1, 5])
+    assert not torch.equal(s[0], s[1])  # the user term matters
+    torch.testing.assert_close(s[0], model.score(h[:1], [4, 5], users=np.array([0]))[0])
+    full = model.full_scores(h, users=[0, 1, 5])
+    full[:, [1, 2, 3]] = float("-inf")
+    _, items = model.recommend(h, k=2, users=[0, 1, 5], block_size=2)
+    assert torch.equal(items, full.topk(2, dim=1).indices)
+    with pytest.raises(ValueError, match="pass users="):
+        model.score(h, [4])
+    with pytest.raises(ValueError, match="out of range"):
+        model.full_scores(h, users=[0, 1, 6])
+    with pytest.raises(ValueError, match="one per history"):
+        model.recommend(h, k=2, users=[0, 1])
+    with pytest.raises(ValueError, match="n_users=6"):
+        model.fit([[1, 2]] * 7, epochs=1, progress=False)
+    # the evaluators hand each case's user to the model
+    x = synthetic_interactions(n_users=6)
+    split = data.leave_one_out(x)
+    _, test = seq.leave_one_out_cases(split.train, split.valid, split.test)
+    neg = np.tile(np.arange(10, 15), (len(test), 1))
+    got = seq.sampled_evaluator(test, neg, ks=1, metrics=("hr",))(model)
+    hist = [test.items[test.offsets[c]:test.offsets[c + 1]] for c in range(len(test))]
+    cand = np.concatenate([test.targets[:, None], neg], axis=1)
+    scores = model.score(hist, cand, users=test.users)
+    assert got["hr@1"] == pytest.approx(float((scores[:, 0] > scores[:, 1:].max(1).values).float().mean()))
+    assert seq.SASRec(N_ITEMS).score(h, [4], users=[0, 1, 2]).shape == (3, 1)  # ignored without user embeddings
+
+
 # ---------------------------------------------------------------------------------------------------- API
 @pytest.mark.parametrize("cls,kw", MODELS, ids=IDS)
 def test_save_load_round_trip_is_exact(cls, kw, tmp_path):
@@ -208,8 +275,9 @@ def test_save_load_round_trip_is_exact(cls, kw, tmp_path):
     for k, v in model.state_dict().items():
         assert torch.equal(v, back.state_dict()[k])
     hs = histories()
-    assert torch.equal(back.full_scores(hs), model.full_scores(hs))
-    assert torch.equal(cls.load(path).score(hs, torch.arange(5)), model.score(hs, torch.arange(5)))
+    assert torch.equal(back.full_scores(hs, users=USERS), model.full_scores(hs, users=USERS))
+    assert torch.equal(cls.load(path).score(hs, torch.arange(5), users=USERS),
+                       model.score(hs, torch.arange(5), users=USERS))
     other = seq.SASRec if cls is not seq.SASRec else seq.GRU4Rec
     with pytest.raises(TypeError, match="not a"):
         other.load(path)
@@ -264,6 +332,10 @@ def test_bad_input_raises():
         model.fit([[1, 2, N_ITEMS + 3]], epochs=1, progress=False)
     with pytest.raises(ValueError, match="monitor|checkpoint"):
         model.fit(synthetic_interactions(), epochs=1, checkpoint="x.pt", progress=False)
+    with pytest.raises(ValueError, match="n_h must be"):
+        seq.Caser(N_ITEMS, n_h=0)
+    with pytest.raises(ValueError, match="dropout"):
+        seq.Caser(N_ITEMS, dropout=1.0)
 
 
 # ---------------------------------------------------------------------------------------------------- learning
@@ -274,7 +346,10 @@ def test_bad_input_raises():
     (seq.GRU4Rec, dict(max_len=8, dim=32, hidden=32, n_sample=16, loss="softmax"), dict(epochs=15, lr=1e-2), 0.9),
     (seq.GRU4Rec, dict(max_len=8, dim=32, hidden=32, n_sample=16, loss="bpr-max"), dict(epochs=15, lr=1e-2), 0.9),
     (seq.GRU4Rec, dict(max_len=8, dim=32, hidden=32, n_sample=16, loss="top1-max"), dict(epochs=15, lr=1e-2), 0.9),
-], ids=["sasrec-bce", "sasrec-softmax", "bert4rec", "gru4rec-ce", "gru4rec-bpr-max", "gru4rec-top1-max"])
+    # T = 1: with T = 3 the items 1, 2 and 3 steps ahead are all positives and tie for the top spot
+    (seq.Caser, dict(max_len=3, dim=32, n_h=8, n_v=4, dropout=0.1, n_users=120, targets=1), dict(epochs=20, lr=1e-2),
+     0.9),
+], ids=["sasrec-bce", "sasrec-softmax", "bert4rec", "gru4rec-ce", "gru4rec-bpr-max", "gru4rec-top1-max", "caser"])
 def test_models_learn_a_deterministic_sequence(cls, kw, fit_kw, hr1, tmp_path):
     """Items follow a cycle: after item i comes i + 1 (random guessing: HR@1 ~ 1/33, HR@5 ~ 5/33). Early stopping
     on a validation split, the best model kept and checkpointed."""
@@ -287,7 +362,8 @@ def test_models_learn_a_deterministic_sequence(cls, kw, fit_kw, hr1, tmp_path):
     assert res.best["hr@1"] == max(h["hr@1"] for h in res.history)
     got = seq.full_evaluator(test, ks=(1, 5), metrics=("hr",))(model)
     assert got["hr@1"] > hr1 and got["hr@5"] > 0.95
-    assert torch.equal(seq.load(tmp_path / "best.pt").full_scores([[1, 2]]), model.full_scores([[1, 2]]))
+    assert torch.equal(seq.load(tmp_path / "best.pt").full_scores([[1, 2]], users=[0]),
+                       model.full_scores([[1, 2]], users=[0]))
 
 
 @CUDA
@@ -298,12 +374,71 @@ def test_cuda_matches_cpu(cls, kw):
     hs = histories()
     other = cls(N_ITEMS, **kw).to("cuda")
     other.load_state_dict(model.state_dict())
-    torch.testing.assert_close(other.full_scores(hs).cpu(), model.full_scores(hs), rtol=1e-4, atol=1e-4)
-    torch.testing.assert_close(other.score(hs, torch.arange(5)).cpu(), model.score(hs, torch.arange(5)),
+    torch.testing.assert_close(other.full_scores(hs, users=USERS).cpu(), model.full_scores(hs, users=USERS),
                                rtol=1e-4, atol=1e-4)
-    assert other.recommend(hs, k=3)[1].device.type == "cuda"
+    torch.testing.assert_close(other.score(hs, torch.arange(5), users=USERS).cpu(),
+                               model.score(hs, torch.arange(5), users=USERS), rtol=1e-4, atol=1e-4)
+    assert other.recommend(hs, k=3, users=USERS)[1].device.type == "cuda"
     s = data.leave_one_out(synthetic_interactions())
     valid, _ = seq.leave_one_out_cases(s.train, s.valid, s.test)
     res = other.fit(s.train, valid=seq.full_evaluator(valid, ks=5, metrics=("hr",)), monitor="hr@5", epochs=2,
                     batch_size=16, progress=False)
     assert len(res.history) == 2 and np.isfinite(res.history[-1]["loss"])
+
+
+# ---------------------------------------------------------------------------------------------------- real data
+@functools.cache
+def _benchmark_module():
+    """benchmarks/quality/seq_models.py, loaded once."""
+    path = Path(__file__).resolve().parents[1] / "benchmarks" / "quality" / "seq_models.py"
+    spec = importlib.util.spec_from_file_location("seq_models_benchmark", path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+class _CountScorer:
+    """History-based scorer for the pipeline check: item j scores the number of training sequences holding j and
+    each history item (co-occurrence, divided by sqrt(popularity)), or popularity alone (``cooc=False``)."""
+
+    def __init__(self, offsets: np.ndarray, items: np.ndarray, n_items: int, cooc: bool) -> None:
+        rows = np.repeat(np.arange(offsets.size - 1), np.diff(offsets))
+        x = sp.csr_matrix((np.ones(items.size), (rows, items)), shape=(offsets.size - 1, n_items))
+        self.pop = np.asarray(x.sum(0)).ravel()
+        self.c = (x.T @ x).tocsr() if cooc else None
+        self.n_items, self.max_len, self.n_users = n_items, 50, 0
+
+    def score(self, histories, items, users=None):
+        off, it = as_jagged(histories)
+        items = np.asarray(items)
+        if self.c is None:
+            return torch.from_numpy(self.pop[items])
+        h = sp.csr_matrix((np.ones(it.size), it, off), shape=(off.size - 1, self.n_items))
+        s = (h @ self.c).toarray() / np.sqrt(self.pop + 1)
+        return torch.from_numpy(np.take_along_axis(s, items, axis=1))
+
+
+@pytest.mark.skipif(not (_benchmark_module().DATA / "lastfm" / "LastFM_sample.txt").exists(),
+                    reason="LastFM data not available")
+def test_lastfm_benchmark_pipeline_aligns_histories_targets_and_negatives():
+    """The benchmark's LastFM cases against the raw files: each test case's history is the user's line minus its last
+    item, the target that last item, the negatives the user's row of LastFM_sample.txt (never one of the user's
+    items). A history-based co-occurrence scorer through the same evaluator beats popularity by far (it would not
+    if histories and negatives were misaligned); that is what SASRec/BERT4Rec need to learn on this data."""
+    bench = _benchmark_module()
+    lines = {int(line.split()[0]): [int(t) for t in line.split()[1:]]
+             for line in (bench.DATA / "lastfm" / "LastFM.txt").read_text().splitlines() if line.strip()}
+    negs = {int(line.split()[0]): [int(t) for t in line.split()[1:]]
+            for line in (bench.DATA / "lastfm" / "LastFM_sample.txt").read_text().splitlines() if line.strip()}
+    _, valid, test, neg = bench.leave_one_out_data("lastfm")
+    train, n_items, evals, _ = bench.beauty_or_lastfm("lastfm")
+    assert len(test) == len(lines) == 1090
+    for c, u in enumerate(test.users):
+        assert test.items[test.offsets[c]:test.offsets[c + 1]].tolist() == lines[u][:-1]
+        assert test.targets[c] == lines[u][-1] and valid.targets[c] == lines[u][-2]
+        assert neg[u].tolist() == negs[u] and not set(negs[u]) & set(lines[u])
+    off, items = seq.sequences_of(train)
+    got = {name: evals["test"](_CountScorer(off, items, n_items, cooc)) for name, cooc in (("pop", False),
+                                                                                          ("cooc", True))}
+    assert got["pop"]["hr@10"] < 0.32 and got["cooc"]["hr@10"] > 0.45
+    assert got["cooc"]["ndcg@10"] > got["pop"]["ndcg@10"] + 0.1

@@ -1,8 +1,9 @@
-"""Sequential and session recommenders: SASRec, BERT4Rec, GRU4Rec.
+"""Sequential and session recommenders: SASRec, BERT4Rec, GRU4Rec, Caser.
 
 Every model takes histories of internal item ids (left-padded 2-D arrays with -1 padding, lists of sequences, or
 jagged ``(offsets, items)``), exposes ``score(histories, items)``, ``recommend(histories, k)``, ``save``/``load``
-(exact round trip) and ``fit(train, valid=..., ...)`` (the loop in :mod:`fastrec.models.seq.train`).
+(exact round trip) and ``fit(train, valid=..., ...)`` (the loop in :mod:`fastrec.models.seq.train`). Caser built
+with ``n_users`` also reads the user id of each history (``users=``).
 
 ```python
 from fastrec import data
@@ -19,6 +20,7 @@ print(sampled_evaluator(test, neg[test.users])(model))
 """
 
 from fastrec.models.seq.bert4rec import BERT4Rec
+from fastrec.models.seq.caser import Caser
 from fastrec.models.seq._sequences import sequences_of
 from fastrec.models.seq.base import SequentialRecommender, load
 from fastrec.models.seq.evaluation import Cases, full_evaluator, leave_one_out_cases, sampled_evaluator
@@ -28,6 +30,7 @@ from fastrec.models.seq.train import FitResult, TrainSequences, fit
 
 __all__ = [
     "BERT4Rec",
+    "Caser",
     "Cases",
     "FitResult",
     "GRU4Rec",

@@ -3,7 +3,8 @@
 A model maps a history (its items in time order) to a vector ``h`` and scores item i as ``h . W[i] + b[i]`` with the
 output item vectors ``W`` (and bias ``b``, where the model has one). Subclasses implement :meth:`encode` and
 :meth:`output_vectors`, plus the two training hooks ``_batches`` and ``_loss`` that :mod:`fastrec.models.seq.train`
-drives.
+drives. A model with user embeddings (``n_users > 0``, e.g. Caser) also reads the user id of each history: the
+inference methods take ``users=`` (ignored by the models without user embeddings).
 """
 
 from __future__ import annotations
@@ -36,6 +37,7 @@ class SequentialRecommender(nn.Module):
 
     n_items: int
     max_len: int
+    n_users: int = 0  # > 0: the model has user embeddings and its inference needs ``users``
 
     def __init_subclass__(cls, **kwargs: Any) -> None:
         super().__init_subclass__(**kwargs)
@@ -53,7 +55,8 @@ class SequentialRecommender(nn.Module):
 
     # ------------------------------------------------------------------ subclass hooks
     def encode(self, seqs: Tensor) -> Tensor:
-        """[B, L] left-padded internal ids (-1 padding) -> [B, dim] history vectors."""
+        """[B, L] left-padded internal ids (-1 padding) -> [B, dim] history vectors (models with user embeddings
+        take ``encode(seqs, users)``, ``users`` int64 [B])."""
         raise NotImplementedError
 
     def output_vectors(self) -> tuple[Tensor, Tensor | None]:
@@ -79,6 +82,28 @@ class SequentialRecommender(nn.Module):
     def _padded(self, histories: Any) -> Tensor:
         return as_padded(histories, self.max_len, self.n_items).to(self.device)
 
+    def _user_ids(self, users: Any, n: int) -> np.ndarray | None:
+        """``users`` checked as n user ids (int64) for a model with user embeddings; None for the others."""
+        if not self.n_users:
+            return None
+        if users is None:
+            raise ValueError(f"{type(self).__name__} has user embeddings (n_users={self.n_users}): pass users=, "
+                             "the user id of each history")
+        u = np.asarray(users.detach().cpu() if isinstance(users, Tensor) else users)
+        if u.ndim != 1 or u.size != n or (u.size and u.dtype.kind not in "iu"):
+            raise ValueError(f"users must be a 1-D array of {n} integer ids (one per history), got shape {u.shape} "
+                             f"and dtype {u.dtype}")
+        u = u.astype(np.int64, copy=False)
+        if u.size and (u.min() < 0 or u.max() >= self.n_users):
+            raise ValueError(f"users: id out of range [0, {self.n_users}): min {int(u.min())}, max {int(u.max())}")
+        return u
+
+    def _history_vectors(self, histories: Any, users: Any) -> Tensor:
+        """``encode`` of the histories, with their user ids when the model has user embeddings."""
+        seqs = self._padded(histories)
+        u = self._user_ids(users, seqs.shape[0])
+        return self.encode(seqs) if u is None else self.encode(seqs, torch.from_numpy(u).to(self.device))
+
     def _inference(self, fn: Callable[[], Tensor]) -> Tensor:
         was_training = self.training
         self.eval()
@@ -88,17 +113,18 @@ class SequentialRecommender(nn.Module):
         finally:
             self.train(was_training)
 
-    def full_scores(self, histories: Any) -> Tensor:
-        """Scores of every item for each history: [B, n_items] float32."""
+    def full_scores(self, histories: Any, *, users: Any = None) -> Tensor:
+        """Scores of every item for each history: [B, n_items] float32. ``users``: the user id of each history,
+        needed by models with user embeddings (``n_users > 0``), ignored by the others."""
         def run() -> Tensor:
             w, b = self.output_vectors()
-            s = self.encode(self._padded(histories)) @ w.t()
+            s = self._history_vectors(histories, users) @ w.t()
             return s if b is None else s + b
         return self._inference(run)
 
-    def score(self, histories: Any, items: Any) -> Tensor:
+    def score(self, histories: Any, items: Any, *, users: Any = None) -> Tensor:
         """Scores of the given items: ``items`` int [B, C] (candidates per history) or [C] (the same for all);
-        returns [B, C] float32."""
+        returns [B, C] float32. ``users`` as in :meth:`full_scores`."""
         items = torch.as_tensor(items, dtype=torch.long)
         if items.dim() not in (1, 2):
             raise ValueError(f"items must be 1-D or 2-D, got shape {tuple(items.shape)}")
@@ -107,7 +133,7 @@ class SequentialRecommender(nn.Module):
                              f"max {int(items.max())}")
 
         def run() -> Tensor:
-            h = self.encode(self._padded(histories))
+            h = self._history_vectors(histories, users)
             it = items.to(h.device)
             if it.dim() == 1:
                 it = it.expand(h.shape[0], -1)
@@ -118,19 +144,21 @@ class SequentialRecommender(nn.Module):
             return s if b is None else s + b[it]
         return self._inference(run)
 
-    def recommend(self, histories: Any, k: int = 10, *, exclude_history: bool = True, block_size: int = 1024
-                  ) -> tuple[Tensor, Tensor]:
+    def recommend(self, histories: Any, k: int = 10, *, users: Any = None, exclude_history: bool = True,
+                  block_size: int = 1024) -> tuple[Tensor, Tensor]:
         """Top-``k`` items for each history, best first: (scores [B, k] float32, items [B, k] int64). With
-        ``exclude_history`` the items of each (whole) history are never recommended."""
+        ``exclude_history`` the items of each (whole) history are never recommended. ``users`` as in
+        :meth:`full_scores`."""
         if isinstance(k, bool) or not isinstance(k, (int, np.integer)) or not 1 <= k <= self.n_items:
             raise ValueError(f"k must be an integer in [1, n_items={self.n_items}], got {k!r}")
         offsets, items = as_jagged(histories)
+        users = self._user_ids(users, offsets.size - 1)
         out_s, out_i = [], []
         for start in range(0, offsets.size - 1, block_size):
             rows = np.arange(start, min(start + block_size, offsets.size - 1))
             sub_off = offsets[start:rows[-1] + 2] - offsets[start]
             sub_items = items[offsets[start]:offsets[rows[-1] + 1]]
-            s = self.full_scores((sub_off, sub_items))
+            s = self.full_scores((sub_off, sub_items), users=None if users is None else users[rows])
             if exclude_history and sub_items.size:
                 r = torch.from_numpy(np.repeat(np.arange(rows.size), np.diff(sub_off))).to(s.device)
                 s[r, torch.from_numpy(sub_items).to(s.device)] = float("-inf")

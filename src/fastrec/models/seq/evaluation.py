@@ -7,6 +7,7 @@
 - :func:`leave_one_out_cases`: the valid and test cases of a :func:`fastrec.data.leave_one_out` split.
 
 Each evaluator is a ``model -> {metric: value}`` function: the ``valid`` argument of ``fit``, or called once on test.
+The cases' ``users`` go to the models with user embeddings (Caser); the others read the histories only.
 """
 
 from __future__ import annotations
@@ -66,6 +67,10 @@ def leave_one_out_cases(train: Interactions, valid: Interactions, test: Interact
     return out[0], out[1]
 
 
+def _users(cases: Cases, rows: torch.Tensor) -> np.ndarray | None:
+    return None if cases.users is None else cases.users[rows.cpu().numpy()]
+
+
 def sampled_evaluator(cases: Cases, negatives: Any, *, ks: int | Sequence[int] = 10,
                       metrics: Sequence[str] = ("hr", "ndcg"), ties: str = "pessimistic",
                       block_size: int = 2048) -> Callable[[Any], dict[str, float]]:
@@ -77,9 +82,9 @@ def sampled_evaluator(cases: Cases, negatives: Any, *, ks: int | Sequence[int] =
 
     def evaluate(model: Any) -> dict[str, float]:
         padded = torch.from_numpy(pad_left(cases.offsets, cases.items, model.max_len))
-        res = sampled_ranking(lambda c, items: model.score(padded[c], items), np.arange(len(cases)),
-                              cases.targets, negatives, ks=ks, metrics=metrics, ties=ties, n_items=model.n_items,
-                              block_size=block_size)
+        res = sampled_ranking(lambda c, items: model.score(padded[c], items, users=_users(cases, c)),
+                              np.arange(len(cases)), cases.targets, negatives, ks=ks, metrics=metrics, ties=ties,
+                              n_items=model.n_items, block_size=block_size)
         return dict(res.metrics)
 
     return evaluate
@@ -100,8 +105,8 @@ def full_evaluator(cases: Cases, *, exclude_history: bool = True, ks: int | Sequ
         if exclude_history:
             train = sp.csr_matrix((np.ones(cases.items.size, np.float32), cases.items, cases.offsets),
                                   shape=(n, model.n_items))
-        res = full_ranking(lambda c: model.full_scores(padded[c]), test, train, ks=ks, metrics=metrics, ties=ties,
-                           block_size=block_size)
+        res = full_ranking(lambda c: model.full_scores(padded[c], users=_users(cases, c)), test, train, ks=ks,
+                           metrics=metrics, ties=ties, block_size=block_size)
         return dict(res.metrics)
 
     return evaluate
