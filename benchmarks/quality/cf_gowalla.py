@@ -35,7 +35,8 @@ def build(name: str, train: data.Interactions, args: argparse.Namespace):
     n_u, n_i = train.shape
     if name == "mf-bpr":
         model = cf.MF(n_u, n_i, 64, biases=False, optimizer="adagrad", lr=args.lr or 0.05, init_std=0.1)
-        fit = dict(loss="bpr", epochs=args.epochs or 60, batch_size=4096, reg=1e-4, n_neg=args.n_neg or 4)
+        fit = dict(loss="bpr", epochs=args.epochs or 60, batch_size=4096, reg=1e-4 if args.reg is None else args.reg,
+                   n_neg=args.n_neg or 4)
     elif name == "neumf":
         model = cf.NCF(n_u, n_i, kind="neumf", dim=32, layers=(32, 16, 8), lr=args.lr or 1e-3)
         fit = dict(epochs=args.epochs or 10, batch_size=4096, n_neg=args.n_neg or 4)
@@ -57,6 +58,7 @@ def main() -> None:
     ap.add_argument("--epochs", type=int)
     ap.add_argument("--lr", type=float)
     ap.add_argument("--n-neg", type=int)
+    ap.add_argument("--reg", type=float, help="L2 weight (mf-bpr)")
     ap.add_argument("--temperature", type=float)
     ap.add_argument("--valid", action="store_true", help="validate on 10%% of train, never look at test")
     ap.add_argument("--eval-every", type=int, default=10)
