@@ -36,7 +36,7 @@ def build(name: str, train: data.Interactions, args: argparse.Namespace):
     n_u, n_i = train.shape
     if name == "mf-bpr":
         model = cf.MF(n_u, n_i, 64, biases=args.biases, optimizer="adagrad", lr=args.lr or 0.05, init_std=0.1)
-        fit = dict(loss="bpr", epochs=args.epochs or 60, batch_size=4096, reg=1e-2 if args.reg is None else args.reg,
+        fit = dict(loss="bpr", epochs=args.epochs or 120, batch_size=4096, reg=1e-2 if args.reg is None else args.reg,
                    n_neg=args.n_neg or 4)
     elif name == "neumf":
         model = cf.NCF(n_u, n_i, kind="neumf", dim=32, layers=(32, 16, 8), lr=args.lr or 1e-3)
