@@ -257,13 +257,13 @@ class _FactorModel(Recommender):
         ``lr_decay``: the learning rate is multiplied by it after each epoch; ``callback(model, epoch)`` runs after
         each epoch (e.g. validation).
 
-        ``per_sample=True`` (``loss="mse"``, ``optimizer="sgd"``, vanilla or biased MF, or FMRatings without
-        attributes and time, which is biased MF): exact per-sample SGD, the
-        classic Funk-SVD / Surprise SVD update (``err = r - r_hat``; ``b += lr (err - reg b)``;
-        ``p_u += lr (err q_i - reg p_u)``, ``q_i += lr (err p_u - reg q_i)`` from the pre-update values), one rating
-        at a time in a fresh shuffled order each epoch, in a single-threaded numba kernel: deterministic from
-        ``seed``. ``batch_size`` is unused then. Minibatch steps (the default) take the same objective's gradient
-        summed over ``batch_size`` ratings (rows repeated in a batch get one aggregated step)."""
+        ``per_sample=True`` (``loss="mse"``, ``optimizer="sgd"``; vanilla or biased MF, or FMRatings without
+        attributes and time, which is biased MF): exact per-sample SGD, the classic Funk-SVD / Surprise SVD update
+        (``err = r - r_hat``; ``b += lr (err - reg b)``; ``p_u += lr (err q_i - reg p_u)``,
+        ``q_i += lr (err p_u - reg q_i)`` from the pre-update values), one rating at a time in a fresh shuffled
+        order each epoch, in a single-threaded numba kernel: deterministic from ``seed``; ``batch_size`` is unused.
+        Minibatch steps (the default) take the same objective's gradient summed over ``batch_size`` ratings (rows
+        repeated in a batch get one aggregated step)."""
         train = interactions_like(train, self)
         if loss not in ("mse", "bpr"):
             raise ValueError(f"loss must be 'mse' or 'bpr', got {loss!r}")
