@@ -123,6 +123,7 @@ def test_implicit_models_learn_groups(implicit, tmp_path, name, make, fit):
 @pytest.mark.parametrize("name, make, fit", [
     ("mf", lambda: MF(N_USERS, N_ITEMS, 4, biases=False, lr=0.05), dict(epochs=40, batch_size=128, reg=0.05)),
     ("biased-mf", lambda: MF(N_USERS, N_ITEMS, 4, lr=0.05), dict(epochs=40, batch_size=128, reg=0.05)),
+    ("biased-mf-per-sample", lambda: MF(N_USERS, N_ITEMS, 4, lr=0.01), dict(epochs=40, reg=0.05, per_sample=True)),
     ("side-features", lambda: MF(N_USERS, N_ITEMS, 4, user_features=sp.eye(N_USERS).tocsr()[:, :10] * 0.5,
                                  item_features=sp.random(N_ITEMS, 6, 0.3, random_state=0), lr=0.05),
      dict(epochs=40, batch_size=128, reg=0.05)),
@@ -148,6 +149,63 @@ def test_rating_models_beat_the_mean(ratings, tmp_path, name, make, fit):
     _check_common(model, tmp_path, train)
     if isinstance(model, KNN) and model.max_neighbors:
         assert np.diff(model.sim.indptr).max() <= model.max_neighbors
+
+
+def _funk_svd_reference(train: Interactions, init: dict, epochs: int, lr: float, reg: float, seed: int,
+                        lr_decay: float) -> dict:
+    """Per-sample SGD written as plain Python loops: float64 arithmetic, float32 storage."""
+    w = {k: v.numpy().copy() for k, v in init.items()}
+    users, items, ratings = train.rowids(), train.indices, train.values.astype(np.float64)
+    mean = float(ratings.mean())
+    rng = np.random.default_rng(seed)
+    for _ in range(epochs):
+        for n in rng.permutation(train.nnz):
+            u, i = users[n], items[n]
+            est = mean
+            if "user_bias" in w:
+                est += float(w["user_bias"][u, 0]) + float(w["item_bias"][i, 0])
+            for f in range(w["user"].shape[1]):
+                est += float(w["user"][u, f]) * float(w["item"][i, f])
+            err = ratings[n] - est
+            if "user_bias" in w:
+                bu, bi = float(w["user_bias"][u, 0]), float(w["item_bias"][i, 0])
+                w["user_bias"][u, 0] = bu + lr * (err - reg * bu)
+                w["item_bias"][i, 0] = bi + lr * (err - reg * bi)
+            for f in range(w["user"].shape[1]):
+                pf, qf = float(w["user"][u, f]), float(w["item"][i, f])
+                w["user"][u, f] = pf + lr * (err * qf - reg * pf)
+                w["item"][i, f] = qf + lr * (err * pf - reg * qf)
+        lr *= lr_decay
+    return w
+
+
+@pytest.mark.parametrize("make", [lambda: MF(N_USERS, N_ITEMS, 3, lr=0.02, seed=4),
+                                  lambda: MF(N_USERS, N_ITEMS, 3, biases=False, lr=0.02, seed=4),
+                                  lambda: FMRatings(N_USERS, N_ITEMS, 3, lr=0.02, seed=4)])
+def test_per_sample_sgd_equals_the_python_loop(ratings, make):
+    train, _ = ratings
+    model = make()
+    names = ["user", "item"] + (["user_bias", "item_bias"] if model.biases else [])
+    init = {k: model.tables.weight(k).detach().clone() for k in names}
+    model.fit(train, epochs=3, reg=0.03, lr_decay=0.9, seed=7, per_sample=True, **FAST)
+    expected = _funk_svd_reference(train, init, epochs=3, lr=0.02, reg=0.03, seed=7, lr_decay=0.9)
+    for k in names:
+        assert torch.equal(model.tables.weight(k).detach(), torch.from_numpy(expected[k])), k
+    assert not torch.equal(model.tables.weight("user").detach(), init["user"])
+    again = make().fit(train, epochs=3, reg=0.03, lr_decay=0.9, seed=7, per_sample=True, **FAST)
+    assert torch.equal(again.score_all(np.arange(N_USERS)), model.score_all(np.arange(N_USERS)))
+
+
+def test_per_sample_sgd_rejects_other_models(ratings, implicit):
+    train, _ = ratings
+    with pytest.raises(ValueError, match="loss='mse'"):
+        MF(N_USERS, N_ITEMS, 4).fit(implicit[0], loss="bpr", per_sample=True, **FAST)
+    with pytest.raises(ValueError, match="optimizer='sgd'"):
+        MF(N_USERS, N_ITEMS, 4, optimizer="adagrad").fit(train, per_sample=True, **FAST)
+    with pytest.raises(ValueError, match="tastes"):
+        MF(N_USERS, N_ITEMS, 4, tastes=2).fit(train, per_sample=True, **FAST)
+    with pytest.raises(ValueError, match="side features"):
+        FMRatings(N_USERS, N_ITEMS, 4, time_bins=2).fit(train, per_sample=True, **FAST)
 
 
 def test_mf_bpr_is_reproducible(implicit):

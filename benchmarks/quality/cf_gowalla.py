@@ -1,12 +1,13 @@
 """Gowalla full ranking (BARS gowalla_m1 / LightGCN split): train a CF model, report Recall@20 / NDCG@20 over all
 items with the user's train items excluded, train and evaluation time.
 
-    python benchmarks/quality/cf_gowalla.py mf-bpr [--epochs N] [--valid] [--json out.json]
+    python benchmarks/quality/cf_gowalla.py mf-bpr [--epochs N] [--valid] [--max-minutes M] [--json out.json]
 
 ``--valid`` holds out 10% of each user's train items as validation, trains on the rest and reports validation
 metrics every ``--eval-every`` epochs: settings are chosen on it, never on test.txt. Without it the model trains on
-all of train.txt for the given epochs and is evaluated once on test.txt. Run with one thread on a shared machine:
-``OMP_NUM_THREADS=1 NUMBA_NUM_THREADS=1``.
+all of train.txt for the given epochs and is evaluated once on test.txt. ``--max-minutes`` stops training after the
+first epoch that ends past the budget (the row then says how many epochs ran). Run with one thread on a shared
+machine: ``OMP_NUM_THREADS=1 NUMBA_NUM_THREADS=1``.
 """
 
 from __future__ import annotations
@@ -34,8 +35,9 @@ def build(name: str, train: data.Interactions, args: argparse.Namespace):
     """The model and its fit() keyword arguments (the settings each row of the README was measured with)."""
     n_u, n_i = train.shape
     if name == "mf-bpr":
-        model = cf.MF(n_u, n_i, 64, biases=False, optimizer="adagrad", lr=args.lr or 0.05, init_std=0.1)
-        fit = dict(loss="bpr", epochs=args.epochs or 60, batch_size=4096, reg=1e-4, n_neg=args.n_neg or 4)
+        model = cf.MF(n_u, n_i, 64, biases=args.biases, optimizer="adagrad", lr=args.lr or 0.05, init_std=0.1)
+        fit = dict(loss="bpr", epochs=args.epochs or 120, batch_size=4096, reg=1e-2 if args.reg is None else args.reg,
+                   n_neg=args.n_neg or 4)
     elif name == "neumf":
         model = cf.NCF(n_u, n_i, kind="neumf", dim=32, layers=(32, 16, 8), lr=args.lr or 1e-3)
         fit = dict(epochs=args.epochs or 10, batch_size=4096, n_neg=args.n_neg or 4)
@@ -51,15 +53,22 @@ def build(name: str, train: data.Interactions, args: argparse.Namespace):
     return model, fit
 
 
+class _OutOfTime(Exception):
+    """Raised by the epoch callback when --max-minutes is spent."""
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("model", choices=sorted(PUBLISHED))
     ap.add_argument("--epochs", type=int)
     ap.add_argument("--lr", type=float)
     ap.add_argument("--n-neg", type=int)
+    ap.add_argument("--reg", type=float, help="L2 weight (mf-bpr)")
+    ap.add_argument("--biases", action="store_true", help="item (and user) biases (mf-bpr)")
     ap.add_argument("--temperature", type=float)
     ap.add_argument("--valid", action="store_true", help="validate on 10%% of train, never look at test")
     ap.add_argument("--eval-every", type=int, default=10)
+    ap.add_argument("--max-minutes", type=float, help="stop training after the epoch that passes this budget")
     ap.add_argument("--threads", type=int, default=1)
     ap.add_argument("--json", help="append the result as a JSON line to this file")
     args = ap.parse_args()
@@ -75,20 +84,29 @@ def main() -> None:
     def evaluate():
         return full_ranking(model.score_all, test, train, ks=(20,), metrics=("recall", "ndcg"), block_size=512)
 
+    epochs_run = 0
+
     def callback(m, epoch):
+        nonlocal epochs_run
+        epochs_run = epoch + 1
         if args.valid and (epoch + 1) % args.eval_every == 0:
             r = evaluate()
             print(f"epoch {epoch + 1}: valid recall@20 {r['recall@20']:.4f} ndcg@20 {r['ndcg@20']:.4f}", flush=True)
+        if args.max_minutes and time.perf_counter() - t0 > 60 * args.max_minutes and epochs_run < fit["epochs"]:
+            raise _OutOfTime
 
     t0 = time.perf_counter()
-    model.fit(train, callback=callback, **fit)
+    try:
+        model.fit(train, callback=callback, **fit)
+    except _OutOfTime:
+        model.eval()
     train_s = time.perf_counter() - t0
     t0 = time.perf_counter()
     r = evaluate()
     eval_s = time.perf_counter() - t0
     row = {"model": args.model, "split": "valid" if args.valid else "test", "recall@20": round(r["recall@20"], 4),
            "ndcg@20": round(r["ndcg@20"], 4), "published": PUBLISHED[args.model], "train_s": round(train_s, 1),
-           "eval_s": round(eval_s, 1), "fit": fit, "load": os.getloadavg()[0]}
+           "eval_s": round(eval_s, 1), "epochs_run": epochs_run, "fit": fit, "args": vars(args), "load": os.getloadavg()[0]}
     print(json.dumps(row))
     if args.json:
         with open(args.json, "a") as f:

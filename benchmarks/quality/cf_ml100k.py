@@ -2,7 +2,7 @@
 (``surprise.model_selection.KFold(n_splits=5, random_state=0)`` = ``fastrec.data.kfold(n, 5, seed=0)``): mean RMSE /
 MAE over the folds, train and prediction time.
 
-    python benchmarks/quality/cf_ml100k.py biased-mf [--surprise] [--valid] [--json out.json]
+    python benchmarks/quality/cf_ml100k.py biased-mf [--surprise] [--valid] [--seed S] [--json out.json]
 
 ``--valid`` trains on 90% of fold 1's training rows and reports RMSE on the other 10% (how the settings below were
 chosen; the test folds are not looked at). ``--surprise`` runs Surprise's counterpart on the same folds.
@@ -61,10 +61,10 @@ def side_features(user_ext: np.ndarray, item_ext: np.ndarray) -> tuple[sp.csr_ma
 def build(name: str, n_users: int, n_items: int, feats):
     """Model and fit() arguments. biased-mf is Surprise's SVD setting; the others were chosen with --valid."""
     u_feat, i_feat = feats
-    if name == "biased-mf":  # Surprise SVD: 100 factors, lr .005, reg .02, 20 epochs, init N(0, .1)
-        return cf.MF(n_users, n_items, 100, lr=0.005), dict(epochs=20, batch_size=1024, reg=0.02)
+    if name == "biased-mf":  # Surprise SVD: 100 factors, lr .005, reg .02, 20 epochs, init N(0, .1), per-sample SGD
+        return cf.MF(n_users, n_items, 100, lr=0.005), dict(epochs=20, reg=0.02, per_sample=True)
     if name == "mf":
-        return cf.MF(n_users, n_items, 100, biases=False, lr=0.005), dict(epochs=20, batch_size=1024, reg=0.02)
+        return cf.MF(n_users, n_items, 100, biases=False, lr=0.005), dict(epochs=20, reg=0.02, per_sample=True)
     if name == "variational-mf":
         return (cf.MF(n_users, n_items, 50, variational=True, noise_std=0.9, prior_std=0.3, lr=0.01),
                 dict(epochs=40, batch_size=1024, reg=0.05))
@@ -86,18 +86,18 @@ def build(name: str, n_users: int, n_items: int, feats):
     raise SystemExit(f"unknown model {name!r}")
 
 
-def surprise_algo(name: str):
+def surprise_algo(name: str, seed: int):
     import surprise
 
     if name in ("biased-mf", "mf"):
-        return surprise.SVD(random_state=0, biased=name == "biased-mf")
+        return surprise.SVD(random_state=seed, biased=name == "biased-mf")
     if name == "item-knn-baseline":
         return surprise.KNNBaseline(k=40, sim_options={"name": "pearson_baseline", "user_based": False},
                                     verbose=False)
     if name == "user-knn-baseline":
         return surprise.KNNBaseline(k=40, sim_options={"name": "pearson_baseline", "user_based": True},
                                     verbose=False)
-    return surprise.SVDpp(random_state=0)
+    return surprise.SVDpp(random_state=seed)
 
 
 def main() -> None:
@@ -107,6 +107,7 @@ def main() -> None:
     ap.add_argument("--valid", action="store_true")
     ap.add_argument("--folds", type=int, default=5, help="run the first N of the 5 folds")
     ap.add_argument("--threads", type=int, default=1)
+    ap.add_argument("--seed", type=int, default=0, help="initialization and shuffling seed (both libraries)")
     ap.add_argument("--json")
     args = ap.parse_args()
     torch.set_num_threads(args.threads)
@@ -129,6 +130,8 @@ def main() -> None:
     res = {"fastrec": [], "surprise": []}
     for k, (tr, te) in enumerate(folds):
         model, fit = build(args.model, full.n_users, full.n_items, feats)
+        if args.seed and isinstance(model, (cf.MF, cf.FMRatings)):
+            model, fit = type(model)(**{**model._config, "seed": args.seed}), {**fit, "seed": args.seed}
         t0 = time.perf_counter()
         model.fit(part(tr), show_progress=False, **fit)
         t1 = time.perf_counter()
@@ -148,7 +151,7 @@ def main() -> None:
 
             frame = pd.DataFrame({"u": u[tr], "i": i[tr], "r": r[tr]})
             ts = surprise.Dataset.load_from_df(frame, surprise.Reader(rating_scale=(1, 5))).build_full_trainset()
-            algo = surprise_algo(args.model)
+            algo = surprise_algo(args.model, args.seed)
             t0 = time.perf_counter()
             algo.fit(ts)
             t1 = time.perf_counter()
@@ -158,7 +161,7 @@ def main() -> None:
                                     t2 - t1))
             print(f"fold {k + 1}: surprise {type(algo).__name__} rmse {res['surprise'][-1][0]:.4f} "
                   f"train {t1 - t0:.1f}s", flush=True)
-    row = {"model": args.model, "split": "valid" if args.valid else f"{len(folds)}-fold",
+    row = {"model": args.model, "split": "valid" if args.valid else f"{len(folds)}-fold", "seed": args.seed,
            "published": PUBLISHED[args.model], "load": os.getloadavg()[0]}
     for who, vals in res.items():
         if vals:

@@ -18,7 +18,9 @@
 Training (:meth:`MF.fit`): ``loss="mse"`` on explicit ratings (sum of 0.5 * squared errors plus 0.5 * reg * the
 squared norms of the rows each example touches: per-example SGD's objective, Surprise's rule), or ``loss="bpr"`` on
 implicit feedback (negatives from fastrec's numba sampler; BPR-MF is ``MF(biases=False).fit(train, loss="bpr")``).
-Every table lives in one :class:`fastrec.nn.EmbeddingBagCollection` updated by a fused sparse optimizer.
+Every table lives in one :class:`fastrec.nn.EmbeddingBagCollection` updated by a fused sparse optimizer in minibatch
+steps; ``fit(per_sample=True)`` instead runs the classic Funk-SVD / Surprise SVD update, one rating at a time, in a
+numba kernel that writes the same tables (vanilla and biased MF with ``optimizer="sgd"``).
 
 The factorization machine on ratings is :class:`FMRatings` (same training, FM scoring over all fields).
 """
@@ -30,6 +32,7 @@ from typing import Any
 import numpy as np
 import torch
 import torch.nn.functional as F
+from numba import njit
 from torch import Tensor
 
 from fastrec.data import Interactions, NegativeSampler, TripletBatches
@@ -45,10 +48,37 @@ from fastrec.models.cf.base import (
     progress,
 )
 from fastrec.nn import FMInteraction
+from fastrec.optim import FusedSGD
 
 __all__ = ["FMRatings", "MF"]
 
 _DAY = 86400.0
+
+
+@njit(cache=True, nogil=True)
+def _sgd_epoch(users: np.ndarray, items: np.ndarray, ratings: np.ndarray, order: np.ndarray, mean: float,
+               user_bias: np.ndarray, item_bias: np.ndarray, p: np.ndarray, q: np.ndarray, lr: float, reg: float,
+               biases: bool) -> None:
+    """One epoch of per-sample SGD on ``0.5 * err^2 + 0.5 * reg * (b_u^2 + b_i^2 + |p_u|^2 + |q_i|^2)`` in the
+    given order, updating the float32 tables in place (Surprise SVD's update: every parameter steps from the values
+    before this sample's update). Arithmetic is float64; each stored value is rounded to float32 once."""
+    dim = p.shape[1]
+    for n in order:
+        u, i = users[n], items[n]
+        est = mean
+        if biases:
+            est += np.float64(user_bias[u]) + np.float64(item_bias[i])
+        for f in range(dim):
+            est += np.float64(p[u, f]) * np.float64(q[i, f])
+        err = ratings[n] - est
+        if biases:
+            bu, bi = np.float64(user_bias[u]), np.float64(item_bias[i])
+            user_bias[u] = bu + lr * (err - reg * bu)
+            item_bias[i] = bi + lr * (err - reg * bi)
+        for f in range(dim):
+            pf, qf = np.float64(p[u, f]), np.float64(q[i, f])
+            p[u, f] = pf + lr * (err * qf - reg * pf)
+            q[i, f] = qf + lr * (err * pf - reg * qf)
 
 
 class _FactorModel(Recommender):
@@ -216,6 +246,7 @@ class _FactorModel(Recommender):
         n_neg: int = 1,
         lr_decay: float = 1.0,
         seed: int = 0,
+        per_sample: bool = False,
         show_progress: bool = True,
         callback: Any = None,
     ) -> _FactorModel:
@@ -224,7 +255,15 @@ class _FactorModel(Recommender):
 
         ``reg``: L2 weight on the rows each example touches (per example, as per-example SGD applies it);
         ``lr_decay``: the learning rate is multiplied by it after each epoch; ``callback(model, epoch)`` runs after
-        each epoch (e.g. validation)."""
+        each epoch (e.g. validation).
+
+        ``per_sample=True`` (``loss="mse"``, ``optimizer="sgd"``; vanilla or biased MF, or FMRatings without
+        attributes and time, which is biased MF): exact per-sample SGD, the classic Funk-SVD / Surprise SVD update
+        (``err = r - r_hat``; ``b += lr (err - reg b)``; ``p_u += lr (err q_i - reg p_u)``,
+        ``q_i += lr (err p_u - reg q_i)`` from the pre-update values), one rating at a time in a fresh shuffled
+        order each epoch, in a single-threaded numba kernel: deterministic from ``seed``; ``batch_size`` is unused.
+        Minibatch steps (the default) take the same objective's gradient summed over ``batch_size`` ratings (rows
+        repeated in a batch get one aggregated step)."""
         train = interactions_like(train, self)
         if loss not in ("mse", "bpr"):
             raise ValueError(f"loss must be 'mse' or 'bpr', got {loss!r}")
@@ -234,6 +273,8 @@ class _FactorModel(Recommender):
             raise ValueError(f"reg must be >= 0, got {reg!r}")
         if train.nnz == 0:
             raise ValueError("train has no interactions")
+        if per_sample:
+            self._check_per_sample(loss)
         self.set_seen(train)
         self._fit_statistics(train)
         torch.manual_seed(seed)
@@ -249,30 +290,59 @@ class _FactorModel(Recommender):
         triplets = (TripletBatches(train, batch_size=batch_size, n_neg=n_neg, seed=seed,
                                    sampler=NegativeSampler(train, seed=seed)) if loss == "bpr" else None)
         for epoch in range(epochs):
-            if loss == "mse":
+            if per_sample:
+                self._sgd_epoch(users_all.numpy(), items_all.numpy(), ratings.numpy(), rng.permutation(train.nnz),
+                                float(optimizer.lr), float(reg))
+            elif loss == "mse":
                 batches = ((users_all[b], items_all[b], ratings[b], None, None if days_all is None else days_all[b])
                            for b in map(torch.from_numpy, entry_batches(train.nnz, batch_size, rng)))
                 n_batches = -(-train.nnz // batch_size)
+                self._minibatch_epoch(progress(batches, f"epoch {epoch + 1}/{epochs}", show_progress, n_batches),
+                                      loss, reg)
             else:
                 assert triplets is not None
                 batches = ((u.repeat_interleave(n_neg), p.repeat_interleave(n_neg), None, n.reshape(-1), None)
                            for u, p, n in triplets)
-                n_batches = len(triplets)
-            for u, i, r, neg, days in progress(batches, f"epoch {epoch + 1}/{epochs}", show_progress, n_batches):
-                if loss == "bpr" and self.time_bins:
-                    days = self._days(None, u.numel())
-                pos, neg_s, regularizer = self._forward(u, i, days, neg)
-                if loss == "mse":
-                    objective = 0.5 * (pos - r).square().sum()
-                else:
-                    objective = -F.logsigmoid(pos - neg_s).sum()
-                objective = objective + 0.5 * reg * regularizer + self._extra_loss(u.numel())
-                objective.backward()
+                self._minibatch_epoch(progress(batches, f"epoch {epoch + 1}/{epochs}", show_progress,
+                                               len(triplets)), loss, reg)
             optimizer.lr *= lr_decay
             if callback is not None:
                 callback(self, epoch)
         self.eval()
         return self
+
+    def _minibatch_epoch(self, batches: Any, loss: str, reg: float) -> None:
+        """One epoch of minibatch steps: each batch's summed objective, the fused optimizer steps in the backward."""
+        for u, i, r, neg, days in batches:
+            if loss == "bpr" and self.time_bins:
+                days = self._days(None, u.numel())
+            pos, neg_s, regularizer = self._forward(u, i, days, neg)
+            if loss == "mse":
+                objective = 0.5 * (pos - r).square().sum()
+            else:
+                objective = -F.logsigmoid(pos - neg_s).sum()
+            objective = objective + 0.5 * reg * regularizer + self._extra_loss(u.numel())
+            objective.backward()
+
+    def _check_per_sample(self, loss: str) -> None:
+        """per_sample=True needs the plain model ``mu + b_u + b_i + <p_u, q_i>`` (or without biases), MSE and SGD."""
+        if loss != "mse":
+            raise ValueError(f"per_sample=True needs loss='mse', got loss={loss!r}")
+        if self.user_bags is not None or self.item_bags is not None or self.time_bins:
+            raise ValueError("per_sample=True supports neither side features nor time_bins")
+        if not isinstance(self.tables.ebc.optimizer, FusedSGD):
+            raise ValueError(f"per_sample=True needs optimizer='sgd', got {type(self.tables.ebc.optimizer).__name__}")
+
+    def _sgd_epoch(self, users: np.ndarray, items: np.ndarray, ratings: np.ndarray, order: np.ndarray, lr: float,
+                   reg: float) -> None:
+        """One epoch of per-sample SGD (see :meth:`fit`) in ``order``, in place on the tables' float32 storage."""
+        weight = self.tables.weight
+        p, q = weight("user").detach().numpy(), weight("item").detach().numpy()
+        no_bias = np.zeros(0, dtype=np.float32)
+        bu = weight("user_bias").detach().numpy()[:, 0] if self.biases else no_bias
+        bi = weight("item_bias").detach().numpy()[:, 0] if self.biases else no_bias
+        _sgd_epoch(users, items, ratings.astype(np.float64), order, float(self.global_mean), bu, bi, p, q, lr, reg,
+                   self.biases)
 
     def _extra_loss(self, n: int) -> Tensor:
         return torch.zeros(())
@@ -349,6 +419,11 @@ class MF(_FactorModel):
                     self.tables.weight(name).fill_(2 * float(np.log(init_std / 10)))
         self.register_buffer("user_degree", torch.ones(self.n_users if variational else 0))
         self.register_buffer("item_degree", torch.ones(self.n_items if variational else 0))
+
+    def _check_per_sample(self, loss: str) -> None:
+        if self.tastes > 1 or self.variational:
+            raise ValueError("per_sample=True supports neither tastes > 1 nor variational=True")
+        super()._check_per_sample(loss)
 
     def _extra_user_ids(self, users: Tensor) -> dict[str, Any]:
         ids: dict[str, Any] = {}
