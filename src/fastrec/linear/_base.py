@@ -62,6 +62,13 @@ def csr_tensors(m: sp.csr_matrix) -> tuple[Tensor, Tensor, Tensor | None]:
             torch.from_numpy(np.ascontiguousarray(m.indices, dtype=np.int32)), values)
 
 
+def sparse_gram(indptr: Tensor, indices: Tensor, values: Tensor | None, n_items: int, *, top_m: int = 0,
+                dtype: torch.dtype = torch.float32) -> sp.csr_matrix:
+    """X^T X of a CSR matrix by the native sparse Gram kernel (:func:`fastrec.ops.gram_sparse`), as scipy CSR."""
+    gram_indptr, gram_indices, gram_values = ops.gram_sparse(indptr, indices, values, n_items, top_m=top_m, dtype=dtype)
+    return sp.csr_matrix((gram_values.numpy(), gram_indices.numpy(), gram_indptr.numpy()), shape=(n_items, n_items))
+
+
 def available_memory() -> int:
     """Bytes of memory available to a new allocation (Linux MemAvailable; else physical memory)."""
     try:

@@ -20,11 +20,10 @@ from __future__ import annotations
 import time
 
 import numpy as np
-import scipy.sparse as sp
 import torch
 
 from fastrec import ops
-from fastrec.linear._base import ItemItemModel, available_memory, csr_tensors, top_per_item
+from fastrec.linear._base import ItemItemModel, available_memory, csr_tensors, sparse_gram, top_per_item
 from fastrec.linear.refit import refit_columns
 from fastrec.linear.sparse_solver import PATTERNS, sparse_ease
 
@@ -187,8 +186,7 @@ class EASE(ItemItemModel):
         else:
             support = top_per_item(self.weights, top_m, "target")
         n = self.n_items
-        gp, gi, gv = ops.gram_sparse(*csr_tensors(self.train), n, dtype=torch.float64)
-        gram = sp.csr_matrix((gv.numpy(), gi.numpy(), gp.numpy()), shape=(n, n))
+        gram = sparse_gram(*csr_tensors(self.train), n, dtype=torch.float64)
         b = refit_columns(gram, support.tocsc(), self.l2).tocsr()
         b.eliminate_zeros()
         self.weights = b.astype(np.float32 if self.dtype == torch.float32 else np.float64)

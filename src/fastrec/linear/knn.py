@@ -8,11 +8,9 @@ from __future__ import annotations
 import time
 
 import numpy as np
-import scipy.sparse as sp
 import torch
 
-from fastrec import ops
-from fastrec.linear._base import ItemItemModel, csr_tensors
+from fastrec.linear._base import ItemItemModel, csr_tensors, sparse_gram
 
 __all__ = ["ItemKNN"]
 
@@ -52,8 +50,7 @@ class ItemKNN(ItemItemModel):
         x = self._start_fit(interactions)
         n = x.shape[1]
         t0 = time.perf_counter()
-        gp, gi, gv = ops.gram_sparse(*csr_tensors(x), n, top_m=self.candidates, dtype=torch.float32)
-        g = sp.csr_matrix((gv.numpy(), gi.numpy(), gp.numpy()), shape=(n, n))
+        g = sparse_gram(*csr_tensors(x), n, top_m=self.candidates, dtype=torch.float32)
         t1 = time.perf_counter()
         norms = np.sqrt(g.diagonal())
         rows = np.repeat(np.arange(n), np.diff(g.indptr))

@@ -33,15 +33,10 @@ import scipy.sparse as sp
 import torch
 
 from fastrec import ops
-from fastrec.linear._base import csr_tensors, top_per_item
+from fastrec.linear._base import csr_tensors, sparse_gram, top_per_item
 from fastrec.linear.refit import refit_columns
 
 __all__ = ["sparse_ease"]
-
-
-def _csr(parts, n: int) -> sp.csr_matrix:
-    indptr, indices, values = parts
-    return sp.csr_matrix((values.numpy(), indices.numpy(), indptr.numpy()), shape=(n, n))
 
 
 def _csr_tensors_f64(m: sp.csr_matrix):
@@ -73,7 +68,7 @@ def sparse_ease(x: sp.csr_matrix, l2: float, *, top_m: int = 128, pattern: str =
             print(f"sparse EASE: {name} {seconds[name]:.1f} s", flush=True)
 
     indptr, indices, values = csr_tensors(x)
-    g = _csr(ops.gram_sparse(indptr, indices, values, n, top_m=gram_top_m, dtype=torch.float64), n)
+    g = sparse_gram(indptr, indices, values, n, top_m=gram_top_m, dtype=torch.float64)
     if gram_top_m:
         g = g.maximum(g.T).tocsr()  # equal values where both rows kept the pair: the union of the kept entries
         # Pruning leaves an indefinite matrix in general. Each dropped pair e = g_ij >= 0 goes onto both diagonals
@@ -124,7 +119,7 @@ def _approximate_weights(g: sp.csr_matrix, l2: float, top_m: int, density: float
     # columns of W back to item ids: W^T W = P in the original order
     w = sp.csr_matrix((wv.numpy(), perm[wi.numpy()].astype(np.int32), wp.numpy()), shape=(n, n))
     w.sort_indices()
-    p = _csr(ops.gram_sparse(*_csr_tensors_f64(w), n, top_m=top_m, dtype=torch.float64), n)
+    p = sparse_gram(*_csr_tensors_f64(w), n, top_m=top_m, dtype=torch.float64)
     del w
     diag = p.diagonal()
     # column j of B = -(row j of P) / p_jj, diagonal dropped: built as B^T's rows, then transposed
