@@ -16,9 +16,15 @@ import torch
 
 from fastrec.data import Interactions
 
-__all__ = ["PAD", "as_jagged", "as_padded", "length_batches", "pad_left", "sequences_of"]
+__all__ = ["PAD", "as_jagged", "as_padded", "check_int", "length_batches", "pad_left", "sequences_of"]
 
 PAD = -1
+
+
+def check_int(name: str, value: Any, low: int = 1) -> None:
+    """Raises ValueError naming ``name`` unless ``value`` is an integer (not a bool) >= ``low``."""
+    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < low:
+        raise ValueError(f"{name} must be an integer >= {low}, got {value!r}")
 
 
 def sequences_of(*parts: Interactions) -> tuple[np.ndarray, np.ndarray]:

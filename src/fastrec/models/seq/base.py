@@ -19,7 +19,7 @@ import numpy as np
 import torch
 from torch import Tensor, nn
 
-from fastrec.models.seq._sequences import as_jagged, as_padded, pad_left
+from fastrec.models.seq._sequences import as_jagged, as_padded, check_int, pad_left
 
 __all__ = ["SequentialRecommender", "load"]
 
@@ -46,9 +46,7 @@ class SequentialRecommender(nn.Module):
     def __init__(self, config: dict[str, Any]) -> None:
         super().__init__()
         for name in ("n_items", "max_len"):
-            v = config[name]
-            if isinstance(v, bool) or not isinstance(v, (int, np.integer)) or v < 1:
-                raise ValueError(f"{name} must be an integer >= 1, got {v!r}")
+            check_int(name, config[name])
         self.config = dict(config)
         self.n_items = int(config["n_items"])
         self.max_len = int(config["max_len"])

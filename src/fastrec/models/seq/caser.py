@@ -22,6 +22,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from fastrec.data import NegativeSampler
+from fastrec.models.seq._sequences import check_int
 from fastrec.models.seq.base import SequentialRecommender
 from fastrec.models.seq.train import TrainSequences
 
@@ -51,8 +52,7 @@ class Caser(SequentialRecommender):
                               dropout=dropout, targets=targets, n_neg=n_neg, seed=seed))
         for name, v, low in (("dim", dim, 1), ("n_users", n_users, 0), ("n_h", n_h, 1), ("n_v", n_v, 1),
                              ("targets", targets, 1), ("n_neg", n_neg, 1)):
-            if isinstance(v, bool) or not isinstance(v, (int, np.integer)) or v < low:
-                raise ValueError(f"{name} must be an integer >= {low}, got {v!r}")
+            check_int(name, v, low)
         if not 0.0 <= dropout < 1.0:
             raise ValueError(f"dropout must be in [0, 1), got {dropout!r}")
         self.n_users, self.targets, self.n_neg = int(n_users), int(targets), int(n_neg)

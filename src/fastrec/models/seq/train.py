@@ -15,7 +15,7 @@ import torch
 from tqdm.auto import tqdm
 
 from fastrec.data import Interactions, Sessions
-from fastrec.models.seq._sequences import as_jagged, sequences_of
+from fastrec.models.seq._sequences import as_jagged, check_int, sequences_of
 
 __all__ = ["FitResult", "TrainSequences", "fit", "make_optimizer"]
 
@@ -131,8 +131,7 @@ def fit(
         raise ValueError("checkpoint needs valid: the checkpoint holds the best model on the validation split")
     for name, v in (("epochs", epochs), ("batch_size", batch_size), ("eval_every", eval_every),
                     ("patience", patience)):
-        if isinstance(v, bool) or not isinstance(v, (int, np.integer)) or v < 1:
-            raise ValueError(f"{name} must be an integer >= 1, got {v!r}")
+        check_int(name, v)
     torch.manual_seed(seed)
     opt = make_optimizer(model, lr, betas, weight_decay)
     result = FitResult(best_epoch=-1, best={})
