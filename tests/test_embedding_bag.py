@@ -531,3 +531,42 @@ def test_cuda_fused_optimizer_steps_match_cpu(optimizer, dtype):
     tolerance = dict(rtol=1e-5, atol=1e-6) if dtype == torch.float32 else dict(rtol=1e-2, atol=1e-2)
     for name, value in cpu.state_dict().items():
         torch.testing.assert_close(gpu.state_dict()[name].cpu(), value, **tolerance)
+
+
+def _anon_huge_kib(address: int) -> int:
+    """AnonHugePages of the mapping of this process that contains ``address``."""
+    with open("/proc/self/smaps") as f:
+        inside = False
+        for line in f:
+            head = line.split()[0]
+            if "-" in head and not head.endswith(":"):
+                start, end = (int(x, 16) for x in head.split("-"))
+                inside = start <= address < end
+            elif inside and head == "AnonHugePages:":
+                return int(line.split()[1])
+    raise AssertionError(f"no mapping holds address {address:#x}")
+
+
+def _transparent_huge_pages() -> str:
+    try:
+        with open("/sys/kernel/mm/transparent_hugepage/enabled") as f:
+            return f.read().split("[")[1].split("]")[0]
+    except (OSError, IndexError):
+        return "never"
+
+
+@pytest.mark.skipif(_transparent_huge_pages() == "never", reason="no transparent huge pages on this system")
+def test_large_tables_and_their_optimizer_state_are_backed_by_huge_pages(monkeypatch):
+    tables = [TableConfig("big", 1 << 20, 16), TableConfig("small", 10, 16)]  # 64 MiB + 640 bytes
+    ebc = EmbeddingBagCollection(tables, optimizer=FusedAdam(lr=0.01))
+    for buffer in (ebc.weight, ebc.optimizer_state1, ebc.optimizer_state2):
+        assert _anon_huge_kib(buffer.data_ptr() + buffer.numel() * buffer.element_size() // 2) > 0
+    bound = 1.0 / 1024  # TorchRec's init is unchanged: uniform in +-sqrt(1 / num_embeddings)
+    assert ebc.table_weight("big").abs().max() <= bound and ebc.table_weight("big").std() > bound / 3
+    assert ebc.optimizer_state1.abs().max() == 0 and ebc.optimizer_state2.abs().max() == 0
+    bag = EmbeddingBag(1 << 20, 16, mode="sum")
+    assert _anon_huge_kib(bag.weight.data_ptr() + (1 << 25)) > 0
+    monkeypatch.setenv("FASTREC_HUGE_PAGES", "0")
+    if _transparent_huge_pages() == "madvise":  # with "always" the kernel uses huge pages without being asked
+        plain = EmbeddingBagCollection(tables)
+        assert _anon_huge_kib(plain.weight.data_ptr() + (1 << 25)) == 0
