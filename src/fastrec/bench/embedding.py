@@ -17,6 +17,7 @@ from torch import Tensor, nn
 
 from fastrec import KeyedJagged
 from fastrec.nn import EmbeddingBagCollection, TableConfig
+from fastrec.nn._huge_pages import empty_table
 from fastrec.optim import FusedAdam, FusedOptimizer, FusedRowWiseAdagrad, FusedSGD
 
 __all__ = ["CRITEO_CARDINALITIES", "criteo_tables", "embedding_cases", "gather_bandwidth"]
@@ -41,8 +42,9 @@ def make_batch(tables: list[TableConfig], batch: int, pooling: int, seed: int = 
 
 def gather_bandwidth(num_rows: int, dim: int, lookups: int, repeats: int = 5) -> float:
     """This machine's random-row gather rate in bytes/s: index_select of `lookups` uniform rows of a table of
-    `num_rows` x `dim` float32, the ceiling of a pooled lookup that reads each row once."""
-    table = torch.randn(num_rows, dim)
+    `num_rows` x `dim` float32, the ceiling of a pooled lookup that reads each row once. The table is allocated as
+    fastrec's own tables are (huge pages where the system allows), so the ceiling is not lowered by TLB misses."""
+    table = empty_table((num_rows, dim), torch.float32).normal_()
     rows = torch.randint(0, num_rows, (lookups,))
     out = torch.empty(lookups, dim)
     best = float("inf")
