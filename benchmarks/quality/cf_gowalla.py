@@ -46,7 +46,8 @@ def build(name: str, train: data.Interactions, args: argparse.Namespace):
         epochs = args.epochs or 20
         fit = dict(epochs=epochs, batch_size=500, anneal_steps=epochs * 60, anneal_cap=0.2)
     elif name == "two-tower":
-        model = cf.TwoTower(n_u, n_i, 64, history=True, user_ids=not args.no_user_ids, temperature=args.temperature or 0.1, logq=not args.no_logq,
+        model = cf.TwoTower(n_u, n_i, 64, history=True, user_ids=not args.no_user_ids,
+                            temperature=args.temperature or 0.1, logq=not args.no_logq,
                             optimizer=args.optimizer or "adagrad", lr=args.lr or 0.05)
         fit = dict(epochs=args.epochs or 20, batch_size=args.batch_size or 2048, n_mixed=args.n_neg or 0)
     else:

@@ -2,7 +2,8 @@
 
 User tower: the user's id vector (``user_ids=True``), plus the mean of the vectors of the user's training items
 (``history=True``, YouTube DNN's watch history; the target item is left out of its own example's history), plus
-weighted bags of user attributes (``user_ids=False`` with ``history=True`` is YouTube DNN's history-only user tower); item tower: the item's id vector plus item attribute bags. Each tower has an optional MLP and ends
+weighted bags of user attributes (``user_ids=False`` with ``history=True`` is YouTube DNN's history-only user
+tower); item tower: the item's id vector plus item attribute bags. Each tower has an optional MLP and ends
 L2-normalized, so scores are cosines. Training: InfoNCE (softmax cross-entropy) of each positive against the other
 positives of the batch (in-batch negatives) and optionally ``n_mixed`` extra negatives drawn by fastrec's sampler
 (mixed negative sampling, Yang et al. 2020), logits divided by ``temperature``, and the log-Q correction (Yi et al.,
