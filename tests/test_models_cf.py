@@ -112,6 +112,8 @@ FAST = dict(show_progress=False)
     ("two-tower", lambda: TwoTower(N_USERS, N_ITEMS, 16, temperature=0.1, lr=0.1), dict(epochs=30, batch_size=64)),
     ("two-tower-mixed", lambda: TwoTower(N_USERS, N_ITEMS, 16, history=False, layers=(16,), temperature=0.2,
                                          lr=0.1), dict(epochs=30, batch_size=64, n_mixed=32)),
+    ("two-tower-history-only", lambda: TwoTower(N_USERS, N_ITEMS, 16, user_ids=False, temperature=0.1, lr=0.1),
+     dict(epochs=30, batch_size=64)),
 ])
 def test_implicit_models_learn_groups(implicit, tmp_path, name, make, fit):
     train, held = implicit
@@ -269,6 +271,8 @@ def test_bad_arguments(implicit):
         MF(N_USERS, N_ITEMS).score([0, 1], [0])
     with pytest.raises(ValueError, match="time_bins"):
         MF(N_USERS, N_ITEMS, time_bins=-1)
+    with pytest.raises(ValueError, match="user_ids=False"):
+        TwoTower(N_USERS, N_ITEMS, user_ids=False, history=False)
 
 
 def test_knn_matches_surprise(ratings):

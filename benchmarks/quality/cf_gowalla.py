@@ -46,8 +46,10 @@ def build(name: str, train: data.Interactions, args: argparse.Namespace):
         epochs = args.epochs or 20
         fit = dict(epochs=epochs, batch_size=500, anneal_steps=epochs * 60, anneal_cap=0.2)
     elif name == "two-tower":
-        model = cf.TwoTower(n_u, n_i, 64, history=True, temperature=args.temperature or 0.1, lr=args.lr or 0.05)
-        fit = dict(epochs=args.epochs or 20, batch_size=2048, n_mixed=args.n_neg or 0)
+        model = cf.TwoTower(n_u, n_i, 64, history=True, user_ids=not args.no_user_ids,
+                            temperature=args.temperature or 0.1, logq=not args.no_logq,
+                            optimizer=args.optimizer or "adagrad", lr=args.lr or 0.05)
+        fit = dict(epochs=args.epochs or 20, batch_size=args.batch_size or 2048, n_mixed=args.n_neg or 0)
     else:
         raise SystemExit(f"unknown model {name!r}; one of {sorted(PUBLISHED)}")
     return model, fit
@@ -66,6 +68,10 @@ def main() -> None:
     ap.add_argument("--reg", type=float, help="L2 weight (mf-bpr)")
     ap.add_argument("--biases", action="store_true", help="item (and user) biases (mf-bpr)")
     ap.add_argument("--temperature", type=float)
+    ap.add_argument("--batch-size", type=int, help="two-tower (default 2048)")
+    ap.add_argument("--no-logq", action="store_true", help="two-tower without the log-Q correction")
+    ap.add_argument("--no-user-ids", action="store_true", help="two-tower: history-only user tower (YouTube DNN)")
+    ap.add_argument("--optimizer", choices=("sgd", "adagrad", "rowwise_adagrad", "adam"), help="two-tower")
     ap.add_argument("--valid", action="store_true", help="validate on 10%% of train, never look at test")
     ap.add_argument("--eval-every", type=int, default=10)
     ap.add_argument("--max-minutes", type=float, help="stop training after the epoch that passes this budget")

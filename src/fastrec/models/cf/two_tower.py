@@ -1,8 +1,9 @@
 """Two-tower retrieval (YouTube DNN / sampled-softmax style).
 
-User tower: the user's id vector, plus the mean of the vectors of the user's training items (``history=True``,
-YouTube DNN's watch history; the target item is left out of its own example's history), plus weighted bags of user
-attributes; item tower: the item's id vector plus item attribute bags. Each tower has an optional MLP and ends
+User tower: the user's id vector (``user_ids=True``), plus the mean of the vectors of the user's training items
+(``history=True``, YouTube DNN's watch history; the target item is left out of its own example's history), plus
+weighted bags of user attributes (``user_ids=False`` with ``history=True`` is YouTube DNN's history-only user
+tower); item tower: the item's id vector plus item attribute bags. Each tower has an optional MLP and ends
 L2-normalized, so scores are cosines. Training: InfoNCE (softmax cross-entropy) of each positive against the other
 positives of the batch (in-batch negatives) and optionally ``n_mixed`` extra negatives drawn by fastrec's sampler
 (mixed negative sampling, Yang et al. 2020), logits divided by ``temperature``, and the log-Q correction (Yi et al.,
@@ -58,6 +59,8 @@ class TwoTower(Recommender):
         n_users, n_items: id counts.
         dim: embedding width.
         history: add the mean of the user's training-item vectors to the user tower.
+        user_ids: give each user an id vector in the user tower (False: the tower is built from the history and the
+            user attributes only, which need ``history=True`` or ``user_features``).
         user_features, item_features: sparse attribute matrices ``[n_users|n_items, n_values]`` (weighted bags).
         layers: widths of an MLP on top of each tower (empty: none; the last width is the output).
         temperature: softmax temperature of the cosine logits.
@@ -74,6 +77,7 @@ class TwoTower(Recommender):
         dim: int = 64,
         *,
         history: bool = True,
+        user_ids: bool = True,
         user_features: Any = None,
         item_features: Any = None,
         layers: Sequence[int] = (),
@@ -87,12 +91,16 @@ class TwoTower(Recommender):
         super().__init__(n_users, n_items)
         check_positive("dim", dim, integer=True)
         check_positive("temperature", temperature)
+        if not user_ids and not history and user_features is None:
+            raise ValueError("user_ids=False leaves the user tower empty: it needs history=True or user_features")
         self.dim, self.history, self.temperature, self.logq = dim, bool(history), float(temperature), bool(logq)
+        self.user_ids = bool(user_ids)
         self.layers = tuple(int(x) for x in layers)
         self.optimizer_name, self.lr = optimizer, lr
         self.user_bags = FeatureBags(user_features) if user_features is not None else None
         self.item_bags = FeatureBags(item_features) if item_features is not None else None
-        specs = {"user": (n_users, dim, ("user",)), "item": (n_items, dim, ("item", "neg"))}
+        specs = {"user": (n_users, dim, ("user",))} if self.user_ids else {}  # tables draw their init in this order
+        specs["item"] = (n_items, dim, ("item", "neg"))
         if self.history:
             specs["history"] = (n_items, dim, ("hist_bag",))
         if self.user_bags is not None:
@@ -125,7 +133,8 @@ class TwoTower(Recommender):
              ) -> dict[str, Any]:
         ids: dict[str, Any] = {}
         if users is not None:
-            ids["user"] = users
+            if self.user_ids:
+                ids["user"] = users
             if self.history:
                 ids["hist_bag"] = self._history_bag(users, drop)
             if self.user_bags is not None:
@@ -138,11 +147,7 @@ class TwoTower(Recommender):
         return ids
 
     def _user_tower(self, out: dict[str, Tensor]) -> Tensor:
-        v = out["user"]
-        if self.history:
-            v = v + out["hist_bag"]
-        if self.user_bags is not None:
-            v = v + out["uattr_bag"]
+        v = sum(out[k] for k in ("user", "hist_bag", "uattr_bag") if k in out)
         return F.normalize(self.user_mlp(v), dim=-1)
 
     def _item_tower(self, out: dict[str, Tensor], key: str, attr: str) -> Tensor:
