@@ -14,6 +14,7 @@ from torch import nn
 import fastrec
 from fastrec import KeyedJagged, ops
 from fastrec.nn import EmbeddingBag, EmbeddingBagCollection, TableConfig
+from fastrec.nn._huge_pages import huge_pages_status, system_setting
 from fastrec.ops import reference
 from fastrec.optim import FusedAdagrad, FusedAdam, FusedRowWiseAdagrad, FusedSGD
 
@@ -547,15 +548,7 @@ def _anon_huge_kib(address: int) -> int:
     raise AssertionError(f"no mapping holds address {address:#x}")
 
 
-def _transparent_huge_pages() -> str:
-    try:
-        with open("/sys/kernel/mm/transparent_hugepage/enabled") as f:
-            return f.read().split("[")[1].split("]")[0]
-    except (OSError, IndexError):
-        return "never"
-
-
-@pytest.mark.skipif(_transparent_huge_pages() == "never", reason="no transparent huge pages on this system")
+@pytest.mark.skipif(system_setting() == "never", reason="no transparent huge pages on this system")
 def test_large_tables_and_their_optimizer_state_are_backed_by_huge_pages(monkeypatch):
     tables = [TableConfig("big", 1 << 20, 16), TableConfig("small", 10, 16)]  # 64 MiB + 640 bytes
     ebc = EmbeddingBagCollection(tables, optimizer=FusedAdam(lr=0.01))
@@ -566,7 +559,9 @@ def test_large_tables_and_their_optimizer_state_are_backed_by_huge_pages(monkeyp
     assert ebc.optimizer_state1.abs().max() == 0 and ebc.optimizer_state2.abs().max() == 0
     bag = EmbeddingBag(1 << 20, 16, mode="sum")
     assert _anon_huge_kib(bag.weight.data_ptr() + (1 << 25)) > 0
+    assert huge_pages_status().startswith("on for tables")  # what `fastrec info` prints
     monkeypatch.setenv("FASTREC_HUGE_PAGES", "0")
-    if _transparent_huge_pages() == "madvise":  # with "always" the kernel uses huge pages without being asked
+    assert huge_pages_status() == "off (FASTREC_HUGE_PAGES=0)"
+    if system_setting() == "madvise":  # with "always" the kernel uses huge pages without being asked
         plain = EmbeddingBagCollection(tables)
         assert _anon_huge_kib(plain.weight.data_ptr() + (1 << 25)) == 0

@@ -16,6 +16,7 @@ import torch
 
 import fastrec
 from fastrec import _extension
+from fastrec.nn._huge_pages import huge_pages_status
 
 
 def _package_version(name: str) -> str:
@@ -58,6 +59,7 @@ def info_lines() -> list[tuple[str, str]]:
         ("cpu", f"{_cpu_model()}, {os.cpu_count()} logical cores, features: {' '.join(cpu_features) or 'none'}"),
         ("torch cpu capability", torch.backends.cpu.get_cpu_capability()),
         ("threads", f"torch {torch.get_num_threads()}, OMP_NUM_THREADS={os.environ.get('OMP_NUM_THREADS', 'unset')}"),
+        ("embedding huge pages", huge_pages_status()),
         ("cuda device", torch.cuda.get_device_name(0) if torch.cuda.is_available() else "none"),
     ]
     return rows

@@ -18,7 +18,7 @@ from collections.abc import Callable, Sequence
 import torch
 from torch import Tensor
 
-__all__ = ["empty_table"]
+__all__ = ["empty_table", "huge_pages_status"]
 
 _HUGE_PAGE = 2 << 20
 _MADV_HUGEPAGE = 14  # linux/mman.h
@@ -36,6 +36,25 @@ def _madvise() -> Callable[[int, int, int], int] | None:
     madvise.argtypes = (ctypes.c_void_p, ctypes.c_size_t, ctypes.c_int)
     madvise.restype = ctypes.c_int
     return madvise
+
+
+def system_setting() -> str:
+    """The kernel's transparent-huge-page mode: "always", "madvise" or "never" ("never" where it cannot be read)."""
+    try:
+        with open("/sys/kernel/mm/transparent_hugepage/enabled") as f:
+            return f.read().split("[")[1].split("]")[0]
+    except (OSError, IndexError):
+        return "never"
+
+
+def huge_pages_status() -> str:
+    """One line for `fastrec info`: whether large embedding tables get huge pages here."""
+    if os.environ.get("FASTREC_HUGE_PAGES", "1") == "0":
+        return "off (FASTREC_HUGE_PAGES=0)"
+    mode = system_setting()
+    if _madvise() is None or mode == "never":
+        return f"not available (transparent_hugepage: {mode})"
+    return f"on for tables of >= {_MIN_BYTES >> 20} MiB (transparent_hugepage: {mode})"
 
 
 def empty_table(shape: Sequence[int], dtype: torch.dtype, device: torch.device | str | None = None) -> Tensor:
