@@ -138,6 +138,22 @@ def test_half_precision_weights_accumulate_in_float32(dtype):
     torch.testing.assert_close(out, expected, rtol=1e-5, atol=1e-5)
 
 
+@pytest.mark.parametrize("weighted", [False, True])
+def test_large_output_written_with_streaming_stores_matches_reference(weighted):
+    # Outputs of >= 4 MiB take the kernel's streaming-store path for aligned rows of <= 64 floats; the 17- and
+    # 7-float rows, the 128-float row after them and the mean-pooled table keep normal stores in the same call.
+    tables = [(500, 64, 0), (90, 17, 1), (30, 7, 0), (800, 128, 0), (300, 32, 1), (20, 8, 0), (5000, 16, 0)]
+    feature_tables = list(range(len(tables)))
+    batch = 4000  # 4000 x 272 floats = 4.15 MiB
+    layout, elements, _ = make_layout(tables)
+    weights = _weights(0, elements, False, torch.float32)
+    indices, offsets, psw = make_batch(tables, feature_tables, batch, 3, seed=7, weighted=weighted)
+    out = ops.embedding_bag(weights, layout, feature_tables, indices, offsets, psw)
+    assert out.numel() * 4 >= 4 << 20
+    torch.testing.assert_close(out, reference.embedding_bag(weights, layout, feature_tables, indices, offsets, psw),
+                               rtol=1e-5, atol=1e-5)
+
+
 def test_large_ids_in_a_large_table():
     rows = 3_000_000
     layout, elements, _ = make_layout([(5, 2, 0), (rows, 1, 0)])

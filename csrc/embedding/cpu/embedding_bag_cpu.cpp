@@ -18,6 +18,10 @@
 #include <memory>
 #include <tuple>
 
+#if defined(__AVX__)
+#include <immintrin.h>
+#endif
+
 #include "common/parallel.h"
 #include "common/reusable_buffer.h"
 #include "embedding/embedding_bag.h"
@@ -58,7 +62,8 @@ inline void prefetch_row(const weight_t* row, int64_t dim) {
 // Pools bags [g_begin, g_end) of feature f (bag g = f * B + b) into their output rows. kDim > 0 fixes the dim at
 // compile time and kWeighted whether per-sample weights exist: the accumulator then lives in registers (a runtime
 // "weights or 1" inside the id loop, or an accumulator pointer that may alias the output, keeps it in memory).
-template <int kDim, bool kWeighted, typename weight_t, typename index_t>
+// kStream writes the pooled row with streaming stores (see can_stream_output).
+template <int kDim, bool kWeighted, bool kStream, typename weight_t, typename index_t>
 void pool_feature_bags(const Layout& layout, int64_t f, int64_t g_begin, int64_t g_end, const weight_t* weights,
                        const index_t* indices, const index_t* offsets, const float* per_sample_weights, float* out) {
   const Feature& feat = layout.features[f];
@@ -84,6 +89,13 @@ void pool_feature_bags(const Layout& layout, int64_t f, int64_t g_begin, int64_t
           for (int64_t k = 0; k < dim; ++k) acc[k] += static_cast<float>(row[k]);
         }
       }
+#if defined(__AVX__)
+      if constexpr (kStream) {  // aligned: can_stream_output and the caller checked the row's column
+        const __m256 s8 = _mm256_set1_ps(scale);
+        for (int64_t k = 0; k < kDim; k += 8) _mm256_stream_ps(y + k, _mm256_mul_ps(_mm256_loadu_ps(acc + k), s8));
+        return;
+      }
+#endif
 #pragma omp simd
       for (int64_t k = 0; k < dim; ++k) y[k] = acc[k] * scale;
     };
@@ -96,6 +108,25 @@ void pool_feature_bags(const Layout& layout, int64_t f, int64_t g_begin, int64_t
   }
 }
 
+// Streaming (non-temporal) stores of the pooled rows. A normal store first reads the output line it writes (the
+// read-for-ownership): for an output of tens of MB that has left the cache since the last step, that read is a third
+// of the forward's memory traffic at pooling 1. Measured on the 2-core development machine (B=4096, 26 features,
+// pooling 1, 2 threads, in one process against normal stores): forward 1.45-1.59x faster at D=64, 1.05-1.07x at
+// D=16 and 32; a training step with a Linear layer reading the output is unchanged (the consumer then reads it from
+// memory). Rows of 128 floats ran 1.5x slower streamed there (cause not found), hence kMaxStreamedDim. Outputs
+// small enough to stay in cache for the next layer keep normal stores.
+constexpr int kMaxStreamedDim = 64;
+constexpr int64_t kMinStreamedOutputBytes = int64_t(4) << 20;
+
+bool can_stream_output(const Layout& layout, const float* out) {
+#if defined(__AVX__)
+  return layout.batch * layout.output_width * int64_t(sizeof(float)) >= kMinStreamedOutputBytes &&
+         layout.output_width % 8 == 0 && reinterpret_cast<uintptr_t>(out) % 32 == 0;
+#else
+  return false;
+#endif
+}
+
 template <typename weight_t, typename index_t>
 void forward_kernel(const Layout& layout, const weight_t* weights, const index_t* indices, const index_t* offsets,
                     const float* per_sample_weights, float* out) {
@@ -105,17 +136,26 @@ void forward_kernel(const Layout& layout, const weight_t* weights, const index_t
   // Chunks of bags in feature-major order (table-major: a table's rows are reused while hot), handed out
   // dynamically so that a thread descheduled on a busy machine does not hold the others at the barrier.
   const int64_t chunk = std::max<int64_t>(64, 16384 / avg_dim);
+  const bool stream = can_stream_output(layout, out);
   parallel_for_chunks(num_bags, chunk, [&](int64_t begin, int64_t end) {
     for (int64_t g = begin; g < end;) {
       const int64_t f = g / B;
       const int64_t run_end = std::min(end, (f + 1) * B);  // the bags of feature f in this chunk
       auto pool = [&](auto fixed_dim) {
-        if (per_sample_weights != nullptr) {
-          pool_feature_bags<decltype(fixed_dim)::value, true>(layout, f, g, run_end, weights, indices, offsets,
-                                                              per_sample_weights, out);
+        constexpr int kDim = decltype(fixed_dim)::value;
+        auto run = [&](auto streamed) {
+          constexpr bool kStream = decltype(streamed)::value && kDim > 0 && kDim <= kMaxStreamedDim;
+          if (per_sample_weights != nullptr) {
+            pool_feature_bags<kDim, true, kStream>(layout, f, g, run_end, weights, indices, offsets,
+                                                   per_sample_weights, out);
+          } else {
+            pool_feature_bags<kDim, false, kStream>(layout, f, g, run_end, weights, indices, offsets, nullptr, out);
+          }
+        };
+        if (stream && layout.features[f].column % 8 == 0) {
+          run(std::true_type{});
         } else {
-          pool_feature_bags<decltype(fixed_dim)::value, false>(layout, f, g, run_end, weights, indices, offsets,
-                                                               nullptr, out);
+          run(std::false_type{});
         }
       };
       switch (layout.features[f].dim) {
@@ -128,6 +168,9 @@ void forward_kernel(const Layout& layout, const weight_t* weights, const index_t
       }
       g = run_end;
     }
+#if defined(__AVX__)
+    if (stream) _mm_sfence();
+#endif
   });
 }
 
