@@ -219,6 +219,29 @@ def test_prune_with_refit_solves_ease_on_the_kept_pattern(per):
         model.prune(4, max_support=0)
 
 
+@pytest.mark.parametrize("per", ["target", "source"])
+def test_prune_with_cooccurrence_pattern_keeps_nearest_items_by_cosine(per):
+    m = random_csr(200, 40, 0.15, seed=8)
+    model = EASE(l2=3.0, dtype=torch.float64).fit(m)
+    model.prune(top_m=5, per=per, pattern="cooccurrence")
+    w = model.weights.toarray()
+    g = (m.T @ m).toarray().astype(np.float64)
+    cosine = g / np.sqrt(np.outer(np.diag(g), np.diag(g)))
+    np.fill_diagonal(cosine, -np.inf)
+    axis = 1 if per == "source" else 0  # source: each row's targets; target: each column's sources
+    support = w != 0
+    assert support.sum(axis=axis).max() <= 5 and not support.diagonal().any()
+    kept = np.where(support, cosine, np.inf).min(axis=axis)  # each item's least similar kept neighbour
+    fifth = -np.sort(-cosine, axis=axis).take(4, axis=axis)  # each item's 5th nearest
+    has = support.any(axis=axis)
+    assert has.sum() > 30 and np.all(kept[has] >= fifth[has] - 1e-12)
+    np.testing.assert_allclose(w, constrained_ease(g, support, 3.0), atol=1e-10)  # the refit on that pattern
+    with pytest.raises(ValueError, match="refit=True"):
+        model.prune(4, pattern="cooccurrence", refit=False)
+    with pytest.raises(ValueError, match="pattern"):
+        model.prune(4, pattern="cosine")
+
+
 def test_save_load_round_trip(tmp_path):
     m = random_csr(40, 25, 0.2, seed=2)
     model = EASE(l2=4.0).fit(m)

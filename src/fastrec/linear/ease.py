@@ -25,7 +25,7 @@ import torch
 from fastrec import ops
 from fastrec.linear._base import ItemItemModel, available_memory, csr_tensors, sparse_gram, top_per_item
 from fastrec.linear.refit import refit_columns
-from fastrec.linear.sparse_solver import PATTERNS, sparse_ease
+from fastrec.linear.sparse_solver import PATTERNS, cooccurrence_support, sparse_ease
 
 __all__ = ["EASE", "dense_memory_estimate"]
 
@@ -150,7 +150,7 @@ class EASE(ItemItemModel):
                 dtype=self.dtype, progress=self.progress)
         return self
 
-    def prune(self, top_m: int = 128, per: str = "source", *, refit: bool = True,
+    def prune(self, top_m: int = 128, per: str = "source", *, refit: bool = True, pattern: str = "weights",
               max_support: int | None = None) -> EASE:
         """Makes B sparse with at most ``top_m`` weights per item and, with ``refit``, re-solves the kept weights.
         Returns self.
@@ -167,26 +167,38 @@ class EASE(ItemItemModel):
         carried. For ``per="source"`` the pattern is each row's ``top_m`` largest weights by value (positive
         associations first), and a target column that more than ``max_support`` rows (default ``32 * top_m``)
         chose keeps the ``max_support`` largest |b_ij|, which bounds the refit at n * max_support^3 / 3 flops.
-        ``per="target"`` keeps each column's ``top_m`` largest |b_ij|. The refit builds the exact sparse Gram
-        matrix (nnz(X^T X) entries in float64) and one batch of small dense systems at a time.
+        ``per="target"`` keeps each column's ``top_m`` largest |b_ij|. ``pattern="cooccurrence"`` (refit only)
+        chooses the kept items from the training co-occurrences instead of B's values: each item's ``top_m``
+        nearest items by cosine similarity, in the role ``per`` names (the sparse solver's pattern,
+        :func:`fastrec.linear.sparse_solver.cooccurrence_support`). The refit builds the exact sparse Gram matrix
+        (nnz(X^T X) entries in float64) and one batch of small dense systems at a time.
 
         On Gowalla (lambda 80), B pruned to 128 weights per source item this way had 100.8% of the exact model's
-        Recall@20; truncation alone, 98.2% per source and 96.5% per target (see the README).
+        Recall@20; per target item, 97.0% with B's weights as the pattern and 99.2% with the co-occurrence
+        pattern; truncation alone, 98.2% per source and 96.5% per target (see the README).
         """
+        if pattern not in ("weights", "cooccurrence"):
+            raise ValueError(f"pattern must be 'weights' or 'cooccurrence', got {pattern!r}")
         if not refit:
+            if pattern != "weights":
+                raise ValueError("pattern='cooccurrence' needs refit=True: the kept weights get their values from "
+                                 "the refit")
             return super().prune(top_m, per)
         self._check_fitted()
         if per not in ("source", "target"):
             raise ValueError(f"per must be 'source' or 'target', got {per!r}")
+        if not (isinstance(top_m, (int, np.integer)) and top_m >= 1):
+            raise ValueError(f"top_m must be an integer >= 1, got {top_m!r}")
         if max_support is not None and not (isinstance(max_support, (int, np.integer)) and max_support >= 1):
             raise ValueError(f"max_support must be an integer >= 1 or None, got {max_support!r}")
-        if per == "source":
-            support = top_per_item(self.weights, top_m, "source", signed=True)
-            support = top_per_item(support, 32 * top_m if max_support is None else max_support, "target")
-        else:
-            support = top_per_item(self.weights, top_m, "target")
         n = self.n_items
         gram = sparse_gram(*csr_tensors(self.train), n, dtype=torch.float64)
+        if pattern == "cooccurrence":
+            support = cooccurrence_support(gram, gram.diagonal(), top_m, per)
+        else:
+            support = top_per_item(self.weights, top_m, per, signed=per == "source")
+        if per == "source":
+            support = top_per_item(support, 32 * top_m if max_support is None else max_support, "target")
         b = refit_columns(gram, support.tocsc(), self.l2).tocsr()
         b.eliminate_zeros()
         self.weights = b.astype(np.float32 if self.dtype == torch.float32 else np.float64)

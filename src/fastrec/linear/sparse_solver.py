@@ -6,7 +6,8 @@
    to the diagonal (which keeps the pruned matrix positive semi-definite, as the later steps need).
 2. The pattern, from one of two rankings of the candidate weights b_ij:
 
-   - ``"cooccurrence"`` (default): g_ij / sqrt(g_jj) (row i's cosine similarities, up to a constant);
+   - ``"cooccurrence"`` (default): each item's nearest items by cosine similarity of the training columns
+     (:func:`cooccurrence_support`);
    - ``"inverse"``: the approximate weights of SANSA (Spisak, Bartyzal and Tóth, "Scalable Approximate
      NonSymmetric Autoencoder for Collaborative Filtering", RecSys 2023): a static minimum-degree ordering (items
      by increasing degree, so that the fill collects in the columns of the popular items, eliminated last), a
@@ -36,7 +37,7 @@ from fastrec import ops
 from fastrec.linear._base import csr_tensors, sparse_gram, top_per_item
 from fastrec.linear.refit import refit_columns
 
-__all__ = ["sparse_ease"]
+__all__ = ["cooccurrence_support", "sparse_ease"]
 
 
 def _csr_tensors_f64(m: sp.csr_matrix):
@@ -79,16 +80,13 @@ def sparse_ease(x: sp.csr_matrix, l2: float, *, top_m: int = 128, pattern: str =
         g = (g + sp.diags(dropped, format="csr")).tocsr()
     lap("gram")
     if pattern == "cooccurrence":
-        # row i ranks the items j it co-occurs with by g_ij / sqrt(g_jj) (its cosine similarity times a constant)
         counts = np.asarray(x.multiply(x).sum(axis=0), dtype=np.float64).ravel()
-        rows = np.repeat(np.arange(n), np.diff(g.indptr))
-        off = g.indices != rows
-        scores = sp.csr_matrix((g.data[off] / np.sqrt(counts[g.indices[off]]), (rows[off], g.indices[off])),
-                               shape=(n, n))
+        support = cooccurrence_support(g, counts, top_m, "source")
     else:
         scores = _approximate_weights(g, l2, 2 * top_m, density, drop_tol, lap)
-    support = top_per_item(top_per_item(scores, top_m, "source", signed=True), 32 * top_m, "target")
-    del scores
+        support = top_per_item(scores, top_m, "source", signed=True)
+        del scores
+    support = top_per_item(support, 32 * top_m, "target")
     lap("pattern")
     b = refit_columns(g, support.tocsc(), l2).tocsr()
     b.eliminate_zeros()
@@ -96,6 +94,19 @@ def sparse_ease(x: sp.csr_matrix, l2: float, *, top_m: int = 128, pattern: str =
     b.sort_indices()
     lap("refit")
     return b, seconds
+
+
+def cooccurrence_support(gram: sp.csr_matrix, counts: np.ndarray, top_m: int, per: str) -> sp.csr_matrix:
+    """The ``"cooccurrence"`` pattern: every item keeps its ``top_m`` nearest items by the cosine similarity of
+    their training columns (``counts``: the columns' squared norms). ``per="source"``: row i keeps the targets j of
+    largest g_ij / sqrt(counts_j); ``per="target"``: column j keeps the sources i of largest g_ij / sqrt(counts_i)
+    (the cosine times a constant of the row or column). Returns those scores as a CSR matrix [source, target]."""
+    n = gram.shape[0]
+    rows = np.repeat(np.arange(n), np.diff(gram.indptr))
+    off = gram.indices != rows
+    other = gram.indices[off] if per == "source" else rows[off]
+    scores = sp.csr_matrix((gram.data[off] / np.sqrt(counts[other]), (rows[off], gram.indices[off])), shape=(n, n))
+    return top_per_item(scores, top_m, per, signed=True)
 
 
 def _approximate_weights(g: sp.csr_matrix, l2: float, top_m: int, density: float, drop_tol: float,
