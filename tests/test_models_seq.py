@@ -184,11 +184,45 @@ def test_session_parallel_trains_every_event_once_with_correct_state_carry():
 def test_bert4rec_cloze_batches():
     model = seq.BERT4Rec(N_ITEMS, max_len=8, mask_prob=0.3, last_prob=0.5)
     train = model._prepare(synthetic_interactions())
-    for tokens, labels in model._batches(train, 16, 0, 0):
+    for tokens, labels, _ in model._batches(train, 16, 0, 0):
         masked = tokens == model.mask_token
         assert torch.equal(masked, labels >= 0)
         assert masked.any(dim=1).all()
         assert (labels[masked] < N_ITEMS).all() and (tokens[~masked] <= N_ITEMS).all()
+
+
+@pytest.mark.parametrize("random_windows", [False, True])
+def test_bert4rec_windows_of_long_sequences(random_windows):
+    """A training row is a run of consecutive items of its sequence: always the last ``max_len`` by default; with
+    ``random_windows`` a run ending anywhere from the ``max_len``-th item on, so over the epochs every item trains."""
+    model = seq.BERT4Rec(N_ITEMS, max_len=8, random_windows=random_windows)
+    x = synthetic_interactions(n_users=1, length=30)  # one user walking 30 consecutive items of the cycle
+    offsets, items = seq.sequences_of(x)
+    train = model._prepare(x)
+    starts = set()
+    for epoch in range(200):
+        (tokens, labels, _), = model._batches(train, 8, epoch, 0)
+        row = torch.where(labels >= 0, labels, tokens - 1)[0]  # the window's items, masks filled in
+        start = int(np.flatnonzero(items == int(row[0]))[0])
+        assert row.tolist() == items[start:start + 8].tolist()
+        starts.add(start)
+    assert starts == (set(range(30 - 8 + 1)) if random_windows else {30 - 8})
+
+
+def test_bert4rec_loss_weighs_every_masked_item_alike_in_any_batch():
+    """The cloze loss adds up over rows: a batch's loss times its rows is the sum of its parts' (a mean over each
+    batch's masked items would weigh the items of a batch of short sequences more than those of long ones)."""
+    model = seq.BERT4Rec(N_ITEMS, max_len=12, dim=16, mask_prob=0.5, dropout=0.0).double().eval()
+    with torch.no_grad():
+        model.out_bias.normal_(generator=torch.Generator().manual_seed(0))  # items' losses far apart
+    train = model._prepare(histories(n=40))
+    (tokens, labels, per_row), = model._batches(train, 40, 0, 0)
+    short = (tokens > 0).sum(1) <= 6
+    assert 0 < int(short.sum()) < 40
+    with torch.no_grad():
+        whole = model._loss((tokens, labels, per_row))[0] * 40
+        parts = sum(model._loss((tokens[m], labels[m], per_row))[0] * int(m.sum()) for m in (short, ~short))
+    torch.testing.assert_close(whole, parts, rtol=1e-10, atol=0)
 
 
 def test_python_negatives_and_numba_sampler_exclude_the_user_items():

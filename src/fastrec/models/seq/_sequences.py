@@ -89,12 +89,14 @@ def _numpy(x: Any) -> Any:
 
 
 def pad_left(offsets: np.ndarray, items: np.ndarray, max_len: int, rows: np.ndarray | None = None,
-             trim: bool = False) -> np.ndarray:
+             trim: bool = False, ends: np.ndarray | None = None) -> np.ndarray:
     """The last ``max_len`` items of the given rows (default all), left-padded with -1: int64 [len(rows), max_len].
-    With ``trim`` the width shrinks to the longest selected row (at least 1), dropping all-padding columns."""
+    With ``trim`` the width shrinks to the longest selected row (at least 1), dropping all-padding columns. ``ends``
+    (positions in ``items``, one per selected row, within the row) cuts each row there instead of at its end."""
     if rows is None:
         rows = np.arange(offsets.size - 1)
-    ends = offsets[rows + 1]
+    if ends is None:
+        ends = offsets[rows + 1]
     lengths = np.minimum(ends - offsets[rows], max_len)
     width = max(int(lengths.max()), 1) if (trim and lengths.size) else max_len
     cols = np.arange(width)

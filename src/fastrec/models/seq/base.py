@@ -214,6 +214,8 @@ def load(path: str | os.PathLike[str], map_location: str | torch.device = "cpu")
     return SequentialRecommender.load(path, map_location)
 
 
-def padded_rows(offsets: np.ndarray, items: np.ndarray, rows: np.ndarray, max_len: int) -> Tensor:
-    """Trimmed left-padded batch of the given rows of jagged sequences, as a tensor."""
-    return torch.from_numpy(pad_left(offsets, items, max_len, rows, trim=True))
+def padded_rows(offsets: np.ndarray, items: np.ndarray, rows: np.ndarray, max_len: int,
+                ends: np.ndarray | None = None) -> Tensor:
+    """Trimmed left-padded batch of the given rows of jagged sequences (cut at ``ends``, see ``pad_left``), as a
+    tensor."""
+    return torch.from_numpy(pad_left(offsets, items, max_len, rows, trim=True, ends=ends))
