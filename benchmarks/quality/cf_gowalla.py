@@ -36,8 +36,9 @@ def build(name: str, train: data.Interactions, args: argparse.Namespace):
     n_u, n_i = train.shape
     if name == "mf-bpr":
         model = cf.MF(n_u, n_i, 64, biases=args.biases, optimizer="adagrad", lr=args.lr or 0.05, init_std=0.1)
-        fit = dict(loss="bpr", epochs=args.epochs or 120, batch_size=4096, reg=1e-2 if args.reg is None else args.reg,
-                   n_neg=args.n_neg or 4)
+        negatives = dict(shared_neg=args.shared_neg) if args.shared_neg else dict(n_neg=args.n_neg or 4)
+        fit = dict(loss="bpr", epochs=args.epochs or 120, batch_size=args.batch_size or 4096,
+                   reg=1e-2 if args.reg is None else args.reg, **negatives)
     elif name == "neumf":
         model = cf.NCF(n_u, n_i, kind="neumf", dim=32, layers=(32, 16, 8), lr=args.lr or 1e-3)
         fit = dict(epochs=args.epochs or 10, batch_size=4096, n_neg=args.n_neg or 4)
@@ -65,10 +66,12 @@ def main() -> None:
     ap.add_argument("--epochs", type=int)
     ap.add_argument("--lr", type=float)
     ap.add_argument("--n-neg", type=int)
+    ap.add_argument("--shared-neg", type=int, help="mf-bpr: N uniform negatives per batch shared by its positives "
+                    "(instead of --n-neg per positive)")
+    ap.add_argument("--batch-size", type=int, help="mf-bpr (default 4096), two-tower (default 2048)")
     ap.add_argument("--reg", type=float, help="L2 weight (mf-bpr)")
     ap.add_argument("--biases", action="store_true", help="item (and user) biases (mf-bpr)")
     ap.add_argument("--temperature", type=float)
-    ap.add_argument("--batch-size", type=int, help="two-tower (default 2048)")
     ap.add_argument("--no-logq", action="store_true", help="two-tower without the log-Q correction")
     ap.add_argument("--no-user-ids", action="store_true", help="two-tower: history-only user tower (YouTube DNN)")
     ap.add_argument("--optimizer", choices=("sgd", "adagrad", "rowwise_adagrad", "adam"), help="two-tower")
