@@ -2,6 +2,7 @@
 items with the user's train items excluded, train and evaluation time.
 
     python benchmarks/quality/cf_gowalla.py mf-bpr [--epochs N] [--valid] [--max-minutes M] [--json out.json]
+    python benchmarks/quality/cf_gowalla.py mf-bpr --shared-neg 1024 --batch-size 1024   # negatives shared by a batch
 
 ``--valid`` holds out 10% of each user's train items as validation, trains on the rest and reports validation
 metrics every ``--eval-every`` epochs: settings are chosen on it, never on test.txt. Without it the model trains on
@@ -35,7 +36,8 @@ def build(name: str, train: data.Interactions, args: argparse.Namespace):
     """The model and its fit() keyword arguments (the settings each row of the README was measured with)."""
     n_u, n_i = train.shape
     if name == "mf-bpr":
-        model = cf.MF(n_u, n_i, 64, biases=args.biases, optimizer="adagrad", lr=args.lr or 0.05, init_std=0.1)
+        model = cf.MF(n_u, n_i, 64, biases=args.biases, optimizer=args.optimizer or "adagrad", lr=args.lr or 0.05,
+                      init_std=0.1)
         negatives = dict(shared_neg=args.shared_neg) if args.shared_neg else dict(n_neg=args.n_neg or 4)
         fit = dict(loss="bpr", epochs=args.epochs or 120, batch_size=args.batch_size or 4096,
                    reg=1e-2 if args.reg is None else args.reg, **negatives)
@@ -74,7 +76,7 @@ def main() -> None:
     ap.add_argument("--temperature", type=float)
     ap.add_argument("--no-logq", action="store_true", help="two-tower without the log-Q correction")
     ap.add_argument("--no-user-ids", action="store_true", help="two-tower: history-only user tower (YouTube DNN)")
-    ap.add_argument("--optimizer", choices=("sgd", "adagrad", "rowwise_adagrad", "adam"), help="two-tower")
+    ap.add_argument("--optimizer", choices=("sgd", "adagrad", "rowwise_adagrad", "adam"), help="mf-bpr, two-tower")
     ap.add_argument("--valid", action="store_true", help="validate on 10%% of train, never look at test")
     ap.add_argument("--eval-every", type=int, default=10)
     ap.add_argument("--max-minutes", type=float, help="stop training after the epoch that passes this budget")

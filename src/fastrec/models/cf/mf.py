@@ -17,7 +17,8 @@
 
 Training (:meth:`MF.fit`): ``loss="mse"`` on explicit ratings (sum of 0.5 * squared errors plus 0.5 * reg * the
 squared norms of the rows each example touches: per-example SGD's objective, Surprise's rule), or ``loss="bpr"`` on
-implicit feedback (negatives from fastrec's numba sampler; BPR-MF is ``MF(biases=False).fit(train, loss="bpr")``).
+implicit feedback (per-positive negatives from fastrec's numba sampler, or ``shared_neg`` negatives shared by each
+batch and scored with one matrix product; BPR-MF is ``MF(biases=False).fit(train, loss="bpr")``).
 Every table lives in one :class:`fastrec.nn.EmbeddingBagCollection` updated by a fused sparse optimizer in minibatch
 steps; ``fit(per_sample=True)`` instead runs the classic Funk-SVD / Surprise SVD update, one rating at a time, in a
 numba kernel that writes the same tables (vanilla and biased MF with ``optimizer="sgd"``).
