@@ -96,12 +96,14 @@ def main() -> None:
         return full_ranking(model.score_all, test, train, ks=(20,), metrics=("recall", "ndcg"), block_size=512)
 
     epochs_run = 0
+    curve = {}  # epoch -> validation (recall@20, ndcg@20)
 
     def callback(m, epoch):
         nonlocal epochs_run
         epochs_run = epoch + 1
         if args.valid and (epoch + 1) % args.eval_every == 0:
             r = evaluate()
+            curve[epoch + 1] = (round(r["recall@20"], 4), round(r["ndcg@20"], 4))
             print(f"epoch {epoch + 1}: valid recall@20 {r['recall@20']:.4f} ndcg@20 {r['ndcg@20']:.4f}", flush=True)
         if args.max_minutes and time.perf_counter() - t0 > 60 * args.max_minutes and epochs_run < fit["epochs"]:
             raise _OutOfTime
@@ -117,7 +119,7 @@ def main() -> None:
     eval_s = time.perf_counter() - t0
     row = {"model": args.model, "split": "valid" if args.valid else "test", "recall@20": round(r["recall@20"], 4),
            "ndcg@20": round(r["ndcg@20"], 4), "published": PUBLISHED[args.model], "train_s": round(train_s, 1),
-           "eval_s": round(eval_s, 1), "epochs_run": epochs_run, "fit": fit, "args": vars(args),
+           "eval_s": round(eval_s, 1), "epochs_run": epochs_run, "valid_curve": curve, "fit": fit, "args": vars(args),
            "load": os.getloadavg()[0]}
     print(json.dumps(row))
     if args.json:
