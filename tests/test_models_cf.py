@@ -7,6 +7,7 @@ import numpy as np
 import pytest
 import scipy.sparse as sp
 import torch
+import torch.nn.functional as F
 from torch import nn
 
 from fastrec.data import Interactions
@@ -103,6 +104,11 @@ FAST = dict(show_progress=False)
 @pytest.mark.parametrize("name, make, fit", [
     ("mf-bpr", lambda: MF(N_USERS, N_ITEMS, 16, biases=False, optimizer="adagrad", lr=0.1),
      dict(loss="bpr", epochs=30, batch_size=64, reg=1e-3, n_neg=2)),
+    ("mf-bpr-shared", lambda: MF(N_USERS, N_ITEMS, 16, biases=False, optimizer="adagrad", lr=0.1),
+     dict(loss="bpr", epochs=30, batch_size=64, reg=1e-3, shared_neg=16)),
+    ("mf-bpr-shared-biases-features", lambda: MF(N_USERS, N_ITEMS, 16, user_features=sp.eye(N_USERS).tocsr()[:, :10],
+                                                 optimizer="adagrad", lr=0.1),
+     dict(loss="bpr", epochs=30, batch_size=64, reg=1e-3, shared_neg=16)),
     ("gmf", lambda: NCF(N_USERS, N_ITEMS, "gmf", 16, lr=0.01), dict(epochs=30, batch_size=128)),
     ("neumf", lambda: NCF(N_USERS, N_ITEMS, "neumf", 16, (32, 16, 8), lr=0.01), dict(epochs=30, batch_size=128)),
     ("mult-vae", lambda: MultVAE(N_USERS, N_ITEMS, 32, 8, lr=0.01), dict(epochs=60, batch_size=16,
@@ -210,11 +216,57 @@ def test_per_sample_sgd_rejects_other_models(ratings, implicit):
         FMRatings(N_USERS, N_ITEMS, 4, time_bins=2).fit(train, per_sample=True, **FAST)
 
 
+def test_shared_negatives_step_equals_the_formula(implicit):
+    """One SGD step on the whole train set with shared negatives equals autograd on the written-out objective:
+    mean BPR over the N negatives, the user's own items left out, per-pair regularizer averaged over the negatives."""
+    train, _ = implicit
+    n_shared, lr, reg, seed = 64, 0.5, 0.1, 3
+    model = MF(N_USERS, N_ITEMS, 4, optimizer="sgd", lr=lr)
+    names = ["user", "item", "user_bias", "item_bias"]
+    w = {k: model.tables.weight(k).detach().clone().requires_grad_() for k in names}
+    rng = np.random.default_rng(seed)  # the draws of fit: the batch order, then the negatives
+    order = rng.permutation(train.nnz)
+    neg = torch.from_numpy(rng.integers(0, N_ITEMS, n_shared))
+    u, i = torch.from_numpy(train.rowids()[order]).long(), torch.from_numpy(train.indices[order]).long()
+    pos = w["user_bias"][u, 0] + w["item_bias"][i, 0] + (w["user"][u] * w["item"][i]).sum(1)
+    negs = w["user_bias"][u] + w["item_bias"][neg, 0] + w["user"][u] @ w["item"][neg].T
+    own = torch.from_numpy(train.to_scipy().toarray()[u.numpy()][:, neg.numpy()] > 0)
+    assert own.any() and neg.unique().numel() < n_shared  # the case covers accidental positives and repeats
+    bpr = torch.where(own, 0.0, F.softplus(negs - pos[:, None])).sum() / n_shared
+    sq = sum(w[k][ids].square().sum() for k, ids in (("user", u), ("user_bias", u), ("item", i), ("item_bias", i)))
+    sq = sq + (w["item"][neg].square().sum() + w["item_bias"][neg].square().sum()) * (u.numel() / n_shared)
+    (bpr + 0.5 * reg * sq).backward()
+    model.fit(train, loss="bpr", epochs=1, batch_size=train.nnz, reg=reg, shared_neg=n_shared, seed=seed, **FAST)
+    for k in names:
+        torch.testing.assert_close(model.tables.weight(k).detach(), (w[k] - lr * w[k].grad).detach(), msg=k)
+
+
+def test_shared_negatives_reject_bad_values(implicit, ratings):
+    train = implicit[0]
+    bpr = dict(loss="bpr", epochs=1, **FAST)
+    for bad in (-1, 2.5, True, "64"):
+        with pytest.raises(ValueError, match="shared_neg must be an int >= 0"):
+            MF(N_USERS, N_ITEMS, 4).fit(train, shared_neg=bad, **bpr)
+    with pytest.raises(ValueError, match="loss='bpr'"):
+        MF(N_USERS, N_ITEMS, 4).fit(ratings[0], shared_neg=8, **FAST)
+    with pytest.raises(ValueError, match="leave n_neg at 1"):
+        MF(N_USERS, N_ITEMS, 4).fit(train, shared_neg=8, n_neg=4, **bpr)
+    for model in (MF(N_USERS, N_ITEMS, 4, tastes=2), MF(N_USERS, N_ITEMS, 4, variational=True),
+                  MF(N_USERS, N_ITEMS, 4, item_features=sp.eye(N_ITEMS).tocsr())):
+        with pytest.raises(ValueError, match="supports neither"):
+            model.fit(train, shared_neg=8, **bpr)
+    with pytest.raises(ValueError, match="MF only, not FMRatings"):
+        FMRatings(N_USERS, N_ITEMS, 4).fit(train, shared_neg=8, **bpr)
+
+
 def test_mf_bpr_is_reproducible(implicit):
     train, _ = implicit
     a = MF(N_USERS, N_ITEMS, 8, biases=False).fit(train, loss="bpr", epochs=2, batch_size=64, **FAST)
     b = MF(N_USERS, N_ITEMS, 8, biases=False).fit(train, loss="bpr", epochs=2, batch_size=64, **FAST)
     assert torch.equal(a.score_all([0, 1]), b.score_all([0, 1]))
+    c, d = (MF(N_USERS, N_ITEMS, 8).fit(train, loss="bpr", epochs=2, batch_size=64, shared_neg=16, seed=s, **FAST)
+            for s in (5, 5))
+    assert torch.equal(c.score_all([0, 1]), d.score_all([0, 1]))
 
 
 def test_neumf_from_pretrained_scores_as_the_mix(implicit):

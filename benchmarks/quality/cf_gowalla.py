@@ -2,6 +2,7 @@
 items with the user's train items excluded, train and evaluation time.
 
     python benchmarks/quality/cf_gowalla.py mf-bpr [--epochs N] [--valid] [--max-minutes M] [--json out.json]
+    python benchmarks/quality/cf_gowalla.py mf-bpr --shared-neg 1024 --batch-size 1024   # negatives shared by a batch
 
 ``--valid`` holds out 10% of each user's train items as validation, trains on the rest and reports validation
 metrics every ``--eval-every`` epochs: settings are chosen on it, never on test.txt. Without it the model trains on
@@ -35,9 +36,11 @@ def build(name: str, train: data.Interactions, args: argparse.Namespace):
     """The model and its fit() keyword arguments (the settings each row of the README was measured with)."""
     n_u, n_i = train.shape
     if name == "mf-bpr":
-        model = cf.MF(n_u, n_i, 64, biases=args.biases, optimizer="adagrad", lr=args.lr or 0.05, init_std=0.1)
-        fit = dict(loss="bpr", epochs=args.epochs or 120, batch_size=4096, reg=1e-2 if args.reg is None else args.reg,
-                   n_neg=args.n_neg or 4)
+        model = cf.MF(n_u, n_i, 64, biases=args.biases, optimizer=args.optimizer or "adagrad", lr=args.lr or 0.05,
+                      init_std=0.1)
+        negatives = dict(shared_neg=args.shared_neg) if args.shared_neg else dict(n_neg=args.n_neg or 4)
+        fit = dict(loss="bpr", epochs=args.epochs or 120, batch_size=args.batch_size or 4096,
+                   reg=1e-2 if args.reg is None else args.reg, **negatives)
     elif name == "neumf":
         model = cf.NCF(n_u, n_i, kind="neumf", dim=32, layers=(32, 16, 8), lr=args.lr or 1e-3)
         fit = dict(epochs=args.epochs or 10, batch_size=4096, n_neg=args.n_neg or 4)
@@ -65,13 +68,15 @@ def main() -> None:
     ap.add_argument("--epochs", type=int)
     ap.add_argument("--lr", type=float)
     ap.add_argument("--n-neg", type=int)
+    ap.add_argument("--shared-neg", type=int, help="mf-bpr: N uniform negatives per batch shared by its positives "
+                    "(instead of --n-neg per positive)")
+    ap.add_argument("--batch-size", type=int, help="mf-bpr (default 4096), two-tower (default 2048)")
     ap.add_argument("--reg", type=float, help="L2 weight (mf-bpr)")
     ap.add_argument("--biases", action="store_true", help="item (and user) biases (mf-bpr)")
     ap.add_argument("--temperature", type=float)
-    ap.add_argument("--batch-size", type=int, help="two-tower (default 2048)")
     ap.add_argument("--no-logq", action="store_true", help="two-tower without the log-Q correction")
     ap.add_argument("--no-user-ids", action="store_true", help="two-tower: history-only user tower (YouTube DNN)")
-    ap.add_argument("--optimizer", choices=("sgd", "adagrad", "rowwise_adagrad", "adam"), help="two-tower")
+    ap.add_argument("--optimizer", choices=("sgd", "adagrad", "rowwise_adagrad", "adam"), help="mf-bpr, two-tower")
     ap.add_argument("--valid", action="store_true", help="validate on 10%% of train, never look at test")
     ap.add_argument("--eval-every", type=int, default=10)
     ap.add_argument("--max-minutes", type=float, help="stop training after the epoch that passes this budget")
@@ -91,12 +96,14 @@ def main() -> None:
         return full_ranking(model.score_all, test, train, ks=(20,), metrics=("recall", "ndcg"), block_size=512)
 
     epochs_run = 0
+    curve = {}  # epoch -> validation (recall@20, ndcg@20)
 
     def callback(m, epoch):
         nonlocal epochs_run
         epochs_run = epoch + 1
         if args.valid and (epoch + 1) % args.eval_every == 0:
             r = evaluate()
+            curve[epoch + 1] = (round(r["recall@20"], 4), round(r["ndcg@20"], 4))
             print(f"epoch {epoch + 1}: valid recall@20 {r['recall@20']:.4f} ndcg@20 {r['ndcg@20']:.4f}", flush=True)
         if args.max_minutes and time.perf_counter() - t0 > 60 * args.max_minutes and epochs_run < fit["epochs"]:
             raise _OutOfTime
@@ -112,7 +119,7 @@ def main() -> None:
     eval_s = time.perf_counter() - t0
     row = {"model": args.model, "split": "valid" if args.valid else "test", "recall@20": round(r["recall@20"], 4),
            "ndcg@20": round(r["ndcg@20"], 4), "published": PUBLISHED[args.model], "train_s": round(train_s, 1),
-           "eval_s": round(eval_s, 1), "epochs_run": epochs_run, "fit": fit, "args": vars(args),
+           "eval_s": round(eval_s, 1), "epochs_run": epochs_run, "valid_curve": curve, "fit": fit, "args": vars(args),
            "load": os.getloadavg()[0]}
     print(json.dumps(row))
     if args.json:

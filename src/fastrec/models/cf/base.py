@@ -123,9 +123,13 @@ class IdTables(nn.Module):
     def weight(self, name: str) -> Tensor:
         return self.ebc.table_weight(name)
 
-    def forward(self, ids: Mapping[str, Tensor | tuple[Tensor, Tensor, Tensor]]) -> dict[str, Tensor]:
+    def forward(self, ids: Mapping[str, Tensor | tuple[Tensor, Tensor, Tensor]],
+                shared: Mapping[str, Tensor] | None = None) -> dict[str, Tensor]:
         """``ids`` maps feature -> ids of any shape [B, ...] (one vector per id, output [B, ..., D]) or, for bag
-        features, (ids, lengths [B], weights) (output [B, D]). All features must share the batch size B."""
+        features, (ids, lengths [B], weights) (output [B, D]). All features must share the batch size B.
+        ``shared`` maps (non-bag) feature -> ids [N] that belong to the whole batch rather than to one row, e.g.
+        negatives shared by every example (output [N, D]); they ride in the same lookup, so a row that appears both
+        in ``ids`` and in ``shared`` gets one aggregated update."""
         keys = list(ids)
         batch = None
         weighted = any(isinstance(v, tuple) for v in ids.values())
@@ -147,6 +151,18 @@ class IdTables(nn.Module):
             values.append(flat.long())
             lengths.append(lens.long())
             weights.append(w)
+        for k, v in (shared or {}).items():
+            if batch is None:
+                raise ValueError("shared features need at least one per-row feature in ids")
+            if v.dim() != 1:
+                raise ValueError(f"shared feature {k!r}: expected ids of shape [N], got {tuple(v.shape)}")
+            keys.append(k)
+            shapes[k] = (v.numel(),)
+            lens = torch.zeros(batch, dtype=torch.int64)
+            lens[0] = v.numel()  # the jagged layout needs a row: all N ids sit in row 0
+            values.append(v.long())
+            lengths.append(lens)
+            weights.append(torch.ones(v.numel(), dtype=torch.float32) if weighted else None)
         kjt = KeyedJagged(keys, torch.cat(values), lengths=torch.cat(lengths),
                           weights=torch.cat(weights).float() if weighted else None)
         out = self.ebc(kjt)

@@ -17,7 +17,8 @@
 
 Training (:meth:`MF.fit`): ``loss="mse"`` on explicit ratings (sum of 0.5 * squared errors plus 0.5 * reg * the
 squared norms of the rows each example touches: per-example SGD's objective, Surprise's rule), or ``loss="bpr"`` on
-implicit feedback (negatives from fastrec's numba sampler; BPR-MF is ``MF(biases=False).fit(train, loss="bpr")``).
+implicit feedback (per-positive negatives from fastrec's numba sampler, or ``shared_neg`` negatives shared by each
+batch and scored with one matrix product; BPR-MF is ``MF(biases=False).fit(train, loss="bpr")``).
 Every table lives in one :class:`fastrec.nn.EmbeddingBagCollection` updated by a fused sparse optimizer in minibatch
 steps; ``fit(per_sample=True)`` instead runs the classic Funk-SVD / Surprise SVD update, one rating at a time, in a
 numba kernel that writes the same tables (vanilla and biased MF with ``optimizer="sgd"``).
@@ -80,6 +81,59 @@ def _sgd_epoch(users: np.ndarray, items: np.ndarray, ratings: np.ndarray, order:
             p[u, f] = pf + lr * (err * qf - reg * pf)
             q[i, f] = qf + lr * (err * pf - reg * qf)
 
+
+
+@njit(cache=True, nogil=True)
+def _accidental_positives(indptr: np.ndarray, indices: np.ndarray, users: np.ndarray, negatives: np.ndarray,
+                          n_items: int) -> np.ndarray:
+    """Flat positions ``b * N + j`` of the pairs where shared negative ``negatives[j]`` is one of the items of
+    ``users[b]``. Each item points to the negatives that drew it (a chain through ``following``), so the cost is
+    one lookup per (user, train item) of the batch, never B x N."""
+    n = negatives.shape[0]
+    first = np.full(n_items, -1, dtype=np.int64)
+    following = np.empty(n, dtype=np.int64)
+    for j in range(n):
+        following[j] = first[negatives[j]]
+        first[negatives[j]] = j
+    count = 0
+    for b in range(users.shape[0]):
+        for k in range(indptr[users[b]], indptr[users[b] + 1]):
+            j = first[indices[k]]
+            while j >= 0:
+                count += 1
+                j = following[j]
+    out = np.empty(count, dtype=np.int64)
+    count = 0
+    for b in range(users.shape[0]):
+        for k in range(indptr[users[b]], indptr[users[b] + 1]):
+            j = first[indices[k]]
+            while j >= 0:
+                out[count] = b * n + j
+                count += 1
+                j = following[j]
+    return out
+
+
+class _SharedBPR(torch.autograd.Function):
+    """``sum_{b,j} softplus(x_b . y_j - r_b) / N``: BPR of B positives (scores r) against N shared negatives
+    (scores x_b . y_j), terms at the flat positions ``masked`` left out. Written by hand so that the [B, N] matrix
+    is allocated twice (scores, then softplus) instead of once per autograd step, and the backward is two matrix
+    products on the saved sigmoids."""
+
+    @staticmethod
+    def forward(ctx: Any, x: Tensor, y: Tensor, r: Tensor, masked: Tensor) -> Tensor:
+        d = x @ y.T
+        d.sub_(r[:, None])
+        d.view(-1).index_fill_(0, masked, -torch.inf)  # softplus(-inf) = sigmoid(-inf) = 0: the term is gone
+        loss = F.softplus(d).sum() / d.shape[1]
+        ctx.save_for_backward(x, y, d.sigmoid_())
+        return loss
+
+    @staticmethod
+    def backward(ctx: Any, grad: Tensor) -> tuple[Tensor, Tensor, Tensor, None]:
+        x, y, g = ctx.saved_tensors
+        c = grad / g.shape[1]
+        return (g @ y) * c, (g.T @ x) * c, g.sum(1) * -c, None
 
 class _FactorModel(Recommender):
     """Shared by MF and FMRatings: side-feature bags, time features, the fit loops (MSE, BPR), score/score_all.
@@ -244,6 +298,7 @@ class _FactorModel(Recommender):
         batch_size: int = 256,
         reg: float = 0.02,
         n_neg: int = 1,
+        shared_neg: int = 0,
         lr_decay: float = 1.0,
         seed: int = 0,
         per_sample: bool = False,
@@ -252,6 +307,14 @@ class _FactorModel(Recommender):
     ) -> _FactorModel:
         """Trains on ``train`` (its values are the ratings for ``loss="mse"``; for ``"bpr"`` every entry is a
         positive and ``n_neg`` uniform negatives per positive come from :class:`fastrec.data.NegativeSampler`).
+
+        ``shared_neg = N > 0`` (``loss="bpr"``, MF with ``tastes=1``, neither ``variational`` nor ``time_bins`` nor
+        ``item_features``; ``n_neg`` stays 1): instead of per-positive negatives, each batch draws N uniform
+        negatives that every positive of the batch shares. The B x N negative scores are one matrix product and the
+        N rows one lookup, so hundreds of negatives per positive cost about what a few per-pair ones do. Each
+        positive's loss is the mean of its BPR terms over the N negatives (a negative that is one of the user's
+        train items, the positive included, contributes 0); the regularizer is the per-pair one averaged the same
+        way (the negative rows weigh ``B / N`` each), so ``reg`` means what it means with per-pair negatives.
 
         ``reg``: L2 weight on the rows each example touches (per example, as per-example SGD applies it);
         ``lr_decay``: the learning rate is multiplied by it after each epoch; ``callback(model, epoch)`` runs after
@@ -275,6 +338,10 @@ class _FactorModel(Recommender):
             raise ValueError("train has no interactions")
         if per_sample:
             self._check_per_sample(loss)
+        if isinstance(shared_neg, bool) or not isinstance(shared_neg, (int, np.integer)) or shared_neg < 0:
+            raise ValueError(f"shared_neg must be an int >= 0, got {shared_neg!r}")
+        if shared_neg:
+            self._check_shared_neg(loss, n_neg)
         self.set_seen(train)
         self._fit_statistics(train)
         torch.manual_seed(seed)
@@ -288,17 +355,20 @@ class _FactorModel(Recommender):
             raise ValueError("time_bins > 0 needs train.timestamps")
         rng = np.random.default_rng(seed)
         triplets = (TripletBatches(train, batch_size=batch_size, n_neg=n_neg, seed=seed,
-                                   sampler=NegativeSampler(train, seed=seed)) if loss == "bpr" else None)
+                                   sampler=NegativeSampler(train, seed=seed))
+                    if loss == "bpr" and not shared_neg else None)
         for epoch in range(epochs):
             if per_sample:
                 self._sgd_epoch(users_all.numpy(), items_all.numpy(), ratings.numpy(), rng.permutation(train.nnz),
                                 float(optimizer.lr), float(reg))
-            elif loss == "mse":
+            elif loss == "mse" or shared_neg:
                 batches = ((users_all[b], items_all[b], ratings[b], None, None if days_all is None else days_all[b])
                            for b in map(torch.from_numpy, entry_batches(train.nnz, batch_size, rng)))
-                n_batches = -(-train.nnz // batch_size)
-                self._minibatch_epoch(progress(batches, f"epoch {epoch + 1}/{epochs}", show_progress, n_batches),
-                                      loss, reg)
+                batches = progress(batches, f"epoch {epoch + 1}/{epochs}", show_progress, -(-train.nnz // batch_size))
+                if shared_neg:
+                    self._shared_bpr_epoch(batches, train, shared_neg, reg, rng)
+                else:
+                    self._minibatch_epoch(batches, loss, reg)
             else:
                 assert triplets is not None
                 batches = ((u.repeat_interleave(n_neg), p.repeat_interleave(n_neg), None, n.reshape(-1), None)
@@ -323,6 +393,38 @@ class _FactorModel(Recommender):
                 objective = -F.logsigmoid(pos - neg_s).sum()
             objective = objective + 0.5 * reg * regularizer + self._extra_loss(u.numel())
             objective.backward()
+
+    def _check_shared_neg(self, loss: str, n_neg: int) -> None:
+        """Shared negatives need BPR, one negative setting, and a score bilinear in the user and item vectors."""
+        if loss != "bpr":
+            raise ValueError(f"shared_neg > 0 needs loss='bpr', got loss={loss!r}")
+        if n_neg != 1:
+            raise ValueError(f"shared_neg > 0 replaces the per-positive negatives: leave n_neg at 1, got {n_neg!r}")
+        unsupported = self._shared_neg_unsupported()
+        if unsupported:
+            raise ValueError(f"shared_neg > 0 {unsupported}")
+
+    def _shared_neg_unsupported(self) -> str | None:
+        """Why this model cannot train with shared negatives (None: it can)."""
+        return f"is supported by MF only, not {type(self).__name__}"
+
+    def _shared_bpr_epoch(self, batches: Any, train: Interactions, n_shared: int, reg: float,
+                          rng: np.random.Generator) -> None:
+        """One BPR epoch with ``n_shared`` uniform negatives per batch shared by all its positives (see fit)."""
+        for u, i, _, _, _ in batches:
+            neg = torch.from_numpy(rng.integers(0, self.n_items, n_shared))
+            ids = self._user_ids(u)
+            ids.update(self._item_ids(i, None, "item"))
+            shared = {"neg": neg, "neg_b": neg} if self.biases else {"neg": neg}
+            out = self.tables(ids, shared=shared)
+            pos, regularizer = self._predict(out, u, None, "item")
+            hits = _accidental_positives(train.indptr, train.indices, u.numpy(), neg.numpy(), self.n_items)
+            objective = _SharedBPR.apply(*self._shared_operands(out, pos), torch.from_numpy(hits))
+            regularizer = regularizer + self._sq(out, ["neg", "neg_b"]) * (u.numel() / n_shared)
+            (objective + 0.5 * reg * regularizer).backward()
+
+    def _shared_operands(self, out: dict[str, Tensor], pos: Tensor) -> tuple[Tensor, Tensor, Tensor]:
+        raise NotImplementedError
 
     def _check_per_sample(self, loss: str) -> None:
         """per_sample=True needs the plain model ``mu + b_u + b_i + <p_u, q_i>`` (or without biases), MSE and SGD."""
@@ -424,6 +526,23 @@ class MF(_FactorModel):
         if self.tastes > 1 or self.variational:
             raise ValueError("per_sample=True supports neither tastes > 1 nor variational=True")
         super()._check_per_sample(loss)
+
+    def _shared_neg_unsupported(self) -> str | None:
+        if self.tastes > 1 or self.variational or self.time_bins or self.item_bags is not None:
+            return "supports neither tastes > 1, variational=True, time_bins nor item_features"
+        return None
+
+    def _shared_operands(self, out: dict[str, Tensor], pos: Tensor) -> tuple[Tensor, Tensor, Tensor]:
+        """``(x [B, K], y [N, K], r [B])`` with ``x_b . y_j - r_b`` = score(user b, negative j) - score(positive b)."""
+        p = out["user"] + out["uattr_bag"] if self.user_bags is not None else out["user"]
+        if not self.biases:
+            return p, out["neg"], pos
+        # mu and the user biases are in both scores and cancel; the negative's bias rides as one more factor
+        user_part = self.global_mean.float() + out["user_b"][:, 0]
+        if self.user_bags is not None:
+            user_part = user_part + out["uattrb_bag"][:, 0]
+        ones = torch.ones(p.shape[0], 1)
+        return torch.cat([p, ones], 1), torch.cat([out["neg"], out["neg_b"]], 1), pos - user_part
 
     def _extra_user_ids(self, users: Tensor) -> dict[str, Any]:
         ids: dict[str, Any] = {}
