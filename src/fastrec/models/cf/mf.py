@@ -82,7 +82,6 @@ def _sgd_epoch(users: np.ndarray, items: np.ndarray, ratings: np.ndarray, order:
             q[i, f] = qf + lr * (err * pf - reg * qf)
 
 
-
 @njit(cache=True, nogil=True)
 def _accidental_positives(indptr: np.ndarray, indices: np.ndarray, users: np.ndarray, negatives: np.ndarray,
                           n_items: int) -> np.ndarray:
@@ -134,6 +133,7 @@ class _SharedBPR(torch.autograd.Function):
         x, y, g = ctx.saved_tensors
         c = grad / g.shape[1]
         return (g @ y) * c, (g.T @ x) * c, g.sum(1) * -c, None
+
 
 class _FactorModel(Recommender):
     """Shared by MF and FMRatings: side-feature bags, time features, the fit loops (MSE, BPR), score/score_all.
