@@ -31,6 +31,7 @@ import torch
 
 faiss = pytest.importorskip("faiss")
 
+from fastrec._atomic import write_text_atomically  # noqa: E402
 from fastrec.retrieval import ExactIndex, FaissIndex, recall_at_k, tune_search  # noqa: E402
 
 N = int(os.environ.get("FASTREC_RETRIEVAL_N", 1_000_000))
@@ -61,8 +62,7 @@ def _row(data: str, index: str, build_s: float | None, param: str, qps: float, r
     b = "" if build_s is None else f"{build_s:8.1f}"
     print(f"| {data} | {index} | {b} | {param} | {qps:10,.0f} | {recall:.4f} | {load:.1f} | {note}", flush=True)
     if os.environ.get("FASTREC_BENCH_JSON"):
-        with open(os.environ["FASTREC_BENCH_JSON"], "w") as f:
-            json.dump(ROWS, f, indent=1)
+        write_text_atomically(os.environ["FASTREC_BENCH_JSON"], json.dumps(ROWS, indent=1))
 
 
 def _timed_search(index, queries, **kw):

@@ -25,6 +25,7 @@ import time
 import numpy as np
 import torch
 
+from fastrec._atomic import write_text_atomically
 from fastrec import data
 from fastrec.evaluate import full_ranking
 from fastrec.linear import EASE
@@ -120,8 +121,7 @@ def main() -> None:
     print(f"serving: {out['serving']}", flush=True)
     print(f"load average: {os.getloadavg()}")
     if args.json:
-        with open(args.json, "w") as f:
-            json.dump(out, f, indent=1)
+        write_text_atomically(args.json, json.dumps(out, indent=1))
 
 
 if __name__ == "__main__":

@@ -29,6 +29,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from fastrec._atomic import write_text_atomically
 from fastrec.data import load_libsvm
 from fastrec.features import Categorical, Preprocessor
 from fastrec.metrics import auc, log_loss
@@ -133,7 +134,7 @@ def main() -> None:
         print(f"| {name} | {a['fastrec']:.4f} | {a['DeepCTR-Torch']:.4f} | {a['fastrec'] - a['DeepCTR-Torch']:+.4f} | "
               f"{ll['fastrec']:.4f} | {ll['DeepCTR-Torch']:.4f} |")
     if args.json:
-        Path(args.json).write_text(json.dumps(rows, indent=1))
+        write_text_atomically(args.json, json.dumps(rows, indent=1))
 
 
 if __name__ == "__main__":

@@ -21,6 +21,7 @@ import scipy.sparse as sp
 import torch
 
 from cf_gowalla import DATA
+from fastrec._atomic import write_text_atomically
 from fastrec import data
 from fastrec.evaluate import full_ranking
 
@@ -64,8 +65,7 @@ def main() -> None:
         print(split, json.dumps(row), flush=True)
     out["load"] = os.getloadavg()[0]
     if args.json:
-        with open(args.json, "w") as f:
-            json.dump(out, f, indent=1)
+        write_text_atomically(args.json, json.dumps(out, indent=1))
 
 
 if __name__ == "__main__":

@@ -23,6 +23,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from fastrec._atomic import write_text_atomically
 from fastrec.data import read_atomic
 from fastrec.features import Categorical, MultiHot, Numeric, Preprocessor, Sequence
 from fastrec.models import ctr
@@ -135,7 +136,7 @@ def main() -> None:
         print(f"| {name} | {np.mean([r['test_auc'] for r in rs]):.4f} | {np.mean([r['test_logloss'] for r in rs]):.4f}"
               f" | {len(rs)} | {np.mean([r['best_epoch'] for r in rs]):.0f} | {np.mean([r['seconds'] for r in rs]):.0f} |")
     if args.json:
-        Path(args.json).write_text(json.dumps(rows, indent=1))
+        write_text_atomically(args.json, json.dumps(rows, indent=1))
 
 
 if __name__ == "__main__":

@@ -17,6 +17,7 @@ import time
 import numpy as np
 import torch
 
+from fastrec._atomic import write_text_atomically
 from fastrec.data import synthetic_interactions
 from fastrec.linear import EASE
 
@@ -51,10 +52,10 @@ def main() -> None:
     ups = users.size / (time.perf_counter() - t0)
     print(f"serving: {ups:.0f} users/s (top-20, seen items excluded), load average {os.getloadavg()}", flush=True)
     if args.json:
-        with open(args.json, "w") as f:
-            json.dump({"items": args.items, "nnz": int(x.nnz), "fit_seconds": t_fit, "phases": model.fit_seconds,
-                       "b_nnz": int(model.weights.nnz), "peak_gib": peak, "users_per_s": ups,
-                       "threads": torch.get_num_threads(), "loadavg": os.getloadavg()}, f, indent=1)
+        write_text_atomically(args.json, json.dumps(
+            {"items": args.items, "nnz": int(x.nnz), "fit_seconds": t_fit, "phases": model.fit_seconds,
+             "b_nnz": int(model.weights.nnz), "peak_gib": peak, "users_per_s": ups,
+             "threads": torch.get_num_threads(), "loadavg": os.getloadavg()}, indent=1))
 
 
 if __name__ == "__main__":

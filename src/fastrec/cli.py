@@ -8,7 +8,6 @@ import json
 import os
 import platform
 import sys
-import tempfile
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -16,6 +15,7 @@ import torch
 
 import fastrec
 from fastrec import _extension
+from fastrec._atomic import write_text_atomically
 from fastrec.nn._huge_pages import huge_pages_status
 
 
@@ -81,14 +81,6 @@ def format_table(rows: Sequence[Sequence[str]], header: Sequence[str]) -> str:
     return "\n".join(lines)
 
 
-def _write_json_atomically(path: Path, payload: object) -> None:
-    # A failed write leaves an existing file as it was.
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with tempfile.NamedTemporaryFile("w", dir=path.parent, prefix=path.name, suffix=".tmp", delete=False) as tmp:
-        json.dump(payload, tmp, indent=2)
-    os.replace(tmp.name, path)
-
-
 def busy_machine_warning() -> str | None:
     """A warning when other processes already keep the cores busy: timings then measure the contention."""
     try:
@@ -125,7 +117,7 @@ def cmd_bench(args: argparse.Namespace) -> int:
     if args.json is not None:
         payload = {"info": dict(info_lines()), "load_average": os.getloadavg()[0],
                    "results": [{**vars(r), "speedup": r.speedup} for r in results]}
-        _write_json_atomically(args.json, payload)
+        write_text_atomically(args.json, json.dumps(payload, indent=2))
         print(f"wrote {args.json}")
     return 0
 

@@ -10,13 +10,13 @@ Instances are treated as immutable: methods return new objects and may share arr
 from __future__ import annotations
 
 import os
-import tempfile
 import warnings
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
+from fastrec._atomic import atomic_open
 from fastrec.data import _csr
 from fastrec.data._ids import IdSpec, as_1d, check_finite, check_ids_int, lookup, map_ids, show
 
@@ -435,19 +435,8 @@ class Interactions:
         }
         if self.timestamps is not None:
             arrays["timestamps"] = self.timestamps
-        fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-        try:
-            with os.fdopen(fd, "wb") as f:
-                np.savez(f, **arrays)
-                f.flush()
-                os.fsync(f.fileno())
-            os.replace(tmp, path)
-        except BaseException:
-            try:
-                os.unlink(tmp)
-            except FileNotFoundError:
-                pass
-            raise
+        with atomic_open(path, "wb") as f:
+            np.savez(f, **arrays)
 
     @classmethod
     def load(cls, path: str | os.PathLike[str]) -> Interactions:

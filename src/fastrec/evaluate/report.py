@@ -4,13 +4,13 @@ from __future__ import annotations
 
 import json
 import os
-import tempfile
 import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
+from fastrec._atomic import write_text_atomically
 from fastrec.evaluate._common import RankingResult
 
 __all__ = ["Leaderboard", "LeaderboardRow"]
@@ -25,19 +25,6 @@ class LeaderboardRow:
     n_users: int
     n_skipped: int
     notes: str = ""
-
-
-def _atomic_write(path: Path, text: str) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "w") as f:
-            f.write(text)
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
 
 
 @dataclass
@@ -103,8 +90,8 @@ class Leaderboard:
         """Writes ``<path>.json`` and ``<path>.md`` (each atomically); returns both paths."""
         p = Path(path)
         json_path, md_path = p.with_suffix(".json"), p.with_suffix(".md")
-        _atomic_write(json_path, json.dumps(self.to_dict(), indent=2) + "\n")
-        _atomic_write(md_path, self.to_markdown())
+        write_text_atomically(json_path, json.dumps(self.to_dict(), indent=2) + "\n")
+        write_text_atomically(md_path, self.to_markdown())
         return json_path, md_path
 
     @classmethod

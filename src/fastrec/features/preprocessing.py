@@ -23,7 +23,6 @@ import itertools
 import json
 import math
 import os
-import tempfile
 import zlib
 from collections.abc import Mapping
 from collections.abc import Sequence as Seq
@@ -34,6 +33,7 @@ import numpy as np
 import torch
 from torch import Tensor
 
+from fastrec._atomic import write_text_atomically
 from fastrec.data.batching import _EpochBatches
 from fastrec.features.specs import DenseFeature, Feature, MultiHotFeature, SequenceFeature, SparseFeature
 
@@ -694,7 +694,7 @@ class Preprocessor:
 
     def save(self, path: str | os.PathLike[str]) -> None:
         """Writes the state as JSON (to a temporary file, then renamed)."""
-        _atomic_write_text(Path(path), json.dumps(self.state_dict()))
+        write_text_atomically(path, json.dumps(self.state_dict()))
 
     @classmethod
     def load(cls, path: str | os.PathLike[str]) -> Preprocessor:
@@ -712,14 +712,4 @@ def _binary_label(values: np.ndarray, name: str) -> np.ndarray:
                          f"{np.unique(y[bad])[:5].tolist()} in {int(bad.sum())} row(s)")
     return y
 
-
-def _atomic_write_text(path: Path, text: str) -> None:
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=path.name + ".", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "w") as f:
-            f.write(text)
-        os.replace(tmp, path)
-    except BaseException:
-        os.unlink(tmp)
-        raise
 

@@ -12,16 +12,15 @@ reads any index back.
 
 from __future__ import annotations
 
-import io
 import json
 import os
-import tempfile
 from abc import ABC, abstractmethod
-from pathlib import Path
 
 import numpy as np
 import scipy.sparse as sp
 from torch import Tensor
+
+from fastrec._atomic import atomic_open
 
 __all__ = ["Index", "as_vectors", "exclusion_csr", "load_index", "normalize_rows", "recall_at_k"]
 
@@ -93,21 +92,8 @@ def recall_at_k(approx_ids, exact_ids) -> float:
 
 def atomic_save_npz(path: str | os.PathLike[str], meta: dict, **arrays: np.ndarray) -> None:
     """Writes an .npz holding ``meta`` (JSON) and arrays to ``path`` through a temporary file and os.replace."""
-    p = Path(path)
-    p.parent.mkdir(parents=True, exist_ok=True)
-    buf = io.BytesIO()
-    np.savez(buf, __meta__=np.frombuffer(json.dumps(meta).encode(), dtype=np.uint8), **arrays)
-    fd, tmp = tempfile.mkstemp(dir=p.parent, prefix=f".{p.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "wb") as f:
-            f.write(buf.getbuffer())
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, p)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
+    with atomic_open(path) as f:
+        np.savez(f, __meta__=np.frombuffer(json.dumps(meta).encode(), dtype=np.uint8), **arrays)
 
 
 def read_npz(path: str | os.PathLike[str]) -> tuple[dict, dict[str, np.ndarray]]:

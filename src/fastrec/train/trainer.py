@@ -7,7 +7,6 @@ import copy
 import math
 import os
 import random
-import tempfile
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -17,6 +16,7 @@ import torch
 from torch import Tensor, nn
 from tqdm.auto import tqdm
 
+from fastrec._atomic import atomic_open
 from fastrec.evaluate.ctr import evaluate_ctr
 from fastrec.features.preprocessing import FeatureTable
 from fastrec.nn import EmbeddingBagCollection
@@ -236,15 +236,8 @@ class Trainer:
                    "optimizer": None if self.optimizer is None else self.optimizer.state_dict(),
                    "state": state, "history": self.history, "torch_rng": torch.get_rng_state(),
                    "cuda_rng": torch.cuda.get_rng_state_all() if torch.cuda.is_available() else None}
-        path = self.checkpoint_dir / "last.pt"
-        fd, tmp = tempfile.mkstemp(dir=self.checkpoint_dir, prefix="last.pt.", suffix=".tmp")
-        os.close(fd)
-        try:
-            torch.save(payload, tmp)
-            os.replace(tmp, path)
-        except BaseException:
-            os.unlink(tmp)
-            raise
+        with atomic_open(self.checkpoint_dir / "last.pt") as f:
+            torch.save(payload, f)
 
     def _load_checkpoint(self, state: dict[str, Any]) -> dict[str, Any]:
         if self.checkpoint_dir is None:

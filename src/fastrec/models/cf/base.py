@@ -9,9 +9,7 @@ from __future__ import annotations
 
 import inspect
 import os
-import tempfile
 from collections.abc import Iterator, Mapping, Sequence
-from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -20,6 +18,7 @@ import torch
 from torch import Tensor, nn
 from tqdm.auto import tqdm
 
+from fastrec._atomic import atomic_open
 from fastrec.data import Interactions
 from fastrec.jagged import KeyedJagged
 from fastrec.nn import EmbeddingBagCollection, TableConfig
@@ -209,19 +208,8 @@ def _from_saved(v: Any) -> Any:
 
 def atomic_torch_save(obj: Any, path: str | os.PathLike[str]) -> None:
     """torch.save to a temporary file in the target folder, then os.replace (never a half-written file)."""
-    p = Path(path)
-    p.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=p.parent, prefix=f".{p.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "wb") as f:
-            torch.save(obj, f)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, p)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
+    with atomic_open(path) as f:
+        torch.save(obj, f)
 
 
 _REGISTRY: dict[str, type] = {}

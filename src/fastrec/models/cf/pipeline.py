@@ -28,6 +28,7 @@ import numpy as np
 import torch
 from torch import Tensor, nn
 
+from fastrec._atomic import write_text_atomically
 from fastrec.models.cf.base import Recommender, as_user_tensor, check_positive
 
 __all__ = ["TwoStage"]
@@ -133,9 +134,7 @@ class TwoStage:
         self.ranker.save(p / "ranker.pt")
         meta = {"retriever": _loader_name(self.retriever), "ranker": _loader_name(self.ranker),
                 "n_candidates": self.n_candidates, "block_size": self.block_size}
-        tmp = p / ".pipeline.json.tmp"
-        tmp.write_text(json.dumps(meta))
-        os.replace(tmp, p / "pipeline.json")
+        write_text_atomically(p / "pipeline.json", json.dumps(meta))
 
     @classmethod
     def load(cls, folder: str | os.PathLike[str], *, features: Callable[[Tensor, Tensor], Any] | None = None,

@@ -7,15 +7,14 @@ import dataclasses
 import functools
 import inspect
 import os
-import tempfile
 from collections.abc import Mapping, Sequence
-from pathlib import Path
 from typing import Any, NamedTuple
 
 import torch
 from torch import Tensor, nn
 
 from fastrec import optim
+from fastrec._atomic import atomic_open
 from fastrec.features.specs import (
     DenseFeature,
     Feature,
@@ -231,15 +230,8 @@ class CTRModel(nn.Module):
         (optional) to ``path``, through a temporary file renamed into place."""
         payload = {"model": type(self).__name__, "config": self.config(), "state_dict": self.state_dict(),
                    "preprocessor": None if preprocessor is None else preprocessor.state_dict()}
-        path = Path(path)
-        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=path.name + ".", suffix=".tmp")
-        os.close(fd)
-        try:
-            torch.save(payload, tmp)
-            os.replace(tmp, path)
-        except BaseException:
-            os.unlink(tmp)
-            raise
+        with atomic_open(path) as f:
+            torch.save(payload, f)
 
 
 def load_model(path: str | os.PathLike[str]) -> tuple[CTRModel, Any]:

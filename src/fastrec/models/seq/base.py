@@ -10,7 +10,6 @@ inference methods take ``users=`` (ignored by the models without user embeddings
 from __future__ import annotations
 
 import os
-import tempfile
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -19,6 +18,7 @@ import numpy as np
 import torch
 from torch import Tensor, nn
 
+from fastrec._atomic import atomic_open
 from fastrec.models.seq._sequences import as_jagged, as_padded, check_int, pad_left
 
 __all__ = ["SequentialRecommender", "load"]
@@ -174,15 +174,8 @@ class SequentialRecommender(nn.Module):
         path = Path(path)
         payload = {"format": _FORMAT, "class": type(self).__name__, "config": self.config,
                    "state_dict": {k: v.detach().cpu() for k, v in self.state_dict().items()}}
-        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=path.name + ".", suffix=".tmp")
-        try:
-            with os.fdopen(fd, "wb") as f:
-                torch.save(payload, f)
-            os.replace(tmp, path)
-        except BaseException:
-            if os.path.exists(tmp):
-                os.unlink(tmp)
-            raise
+        with atomic_open(path) as f:
+            torch.save(payload, f)
 
     @classmethod
     def load(cls, path: str | os.PathLike[str], map_location: str | torch.device = "cpu") -> SequentialRecommender:
