@@ -164,7 +164,7 @@ def _funk_svd_reference(train: Interactions, init: dict, epochs: int, lr: float,
     """Per-sample SGD written as plain Python loops: float64 arithmetic, float32 storage."""
     w = {k: v.numpy().copy() for k, v in init.items()}
     users, items, ratings = train.rowids(), train.indices, train.values.astype(np.float64)
-    mean = float(ratings.mean())
+    mean = float(ratings.mean()) if "user_bias" in w else 0.0  # vanilla MF: <p_u, q_i> alone, as Surprise
     rng = np.random.default_rng(seed)
     for _ in range(epochs):
         for n in rng.permutation(train.nnz):

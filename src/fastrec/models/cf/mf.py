@@ -450,8 +450,9 @@ class _FactorModel(Recommender):
         return torch.zeros(())
 
     def _fit_statistics(self, train: Interactions) -> None:
-        """Global mean rating (0 for implicit data), time range and users' mean days."""
-        self.global_mean.fill_(float(train.values.astype(np.float64).mean()))
+        """Global mean rating, time range and users' mean days. Without biases there is no global mean either:
+        vanilla MF predicts ``<p_u, q_i>`` (Funk's SVD, Surprise's ``SVD(biased=False)``), as documented."""
+        self.global_mean.fill_(float(train.values.astype(np.float64).mean()) if self.biases else 0.0)
         if self.time_bins and train.timestamps is not None:
             days = train.timestamps.astype(np.float64) / _DAY
             self.time_range.copy_(torch.tensor([days.min(), days.max()]))
