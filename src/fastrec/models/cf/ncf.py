@@ -127,7 +127,9 @@ class NCF(Recommender):
             self.train(was)
 
     @torch.no_grad()
-    def score_all(self, users: Any, block: int = 32) -> Tensor:
+    def score_all(self, users: Any, block: int = 4) -> Tensor:
+        """Logits of every item for ``users`` [B, n_items]; ``block`` users share one [block, n_items, layers[1]]
+        MLP activation (small blocks stay in cache: 4 scored Gowalla's 41k items about 3x faster than 32)."""
         u = as_user_tensor(users, self.n_users)
         was = self.training
         self.eval()
