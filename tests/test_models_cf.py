@@ -3,6 +3,8 @@ all items, round-trips through save/load exactly, and rejects bad input; KNN agr
 
 from __future__ import annotations
 
+import copy
+
 import numpy as np
 import pytest
 import scipy.sparse as sp
@@ -111,6 +113,10 @@ FAST = dict(show_progress=False)
      dict(loss="bpr", epochs=30, batch_size=64, reg=1e-3, shared_neg=16)),
     ("gmf", lambda: NCF(N_USERS, N_ITEMS, "gmf", 16, lr=0.01), dict(epochs=30, batch_size=128)),
     ("neumf", lambda: NCF(N_USERS, N_ITEMS, "neumf", 16, (32, 16, 8), lr=0.01), dict(epochs=30, batch_size=128)),
+    ("neumf-shared", lambda: NCF(N_USERS, N_ITEMS, "neumf", 16, (32, 16, 8), lr=0.01),
+     dict(epochs=30, batch_size=128, shared_neg=16)),
+    ("mlp-shared", lambda: NCF(N_USERS, N_ITEMS, "mlp", 16, (32, 16, 8), lr=0.03),
+     dict(epochs=30, batch_size=128, shared_neg=16)),
     ("mult-vae", lambda: MultVAE(N_USERS, N_ITEMS, 32, 8, lr=0.01), dict(epochs=60, batch_size=16,
                                                                          anneal_steps=200)),
     ("mult-dae", lambda: MultDAE(N_USERS, N_ITEMS, 32, 8, lr=0.01), dict(epochs=60, batch_size=16)),
@@ -267,6 +273,51 @@ def test_mf_bpr_is_reproducible(implicit):
     c, d = (MF(N_USERS, N_ITEMS, 8).fit(train, loss="bpr", epochs=2, batch_size=64, shared_neg=16, seed=s, **FAST)
             for s in (5, 5))
     assert torch.equal(c.score_all([0, 1]), d.score_all([0, 1]))
+
+
+@pytest.mark.parametrize("kind", ["neumf", "gmf"])
+def test_ncf_shared_negatives_step_equals_the_formula(implicit, kind):
+    """One SGD step on the whole train set with shared negatives equals autograd on the written-out objective,
+    every logit from a forward per (user, item) pair: (sum of the positives' log losses + n_neg * each positive's
+    mean negative log loss over the N negatives, the user's own items left out) / (B * (1 + n_neg))."""
+    train, _ = implicit
+    n_shared, n_neg, lr, seed = 64, 3, 0.5, 3
+    model = NCF(N_USERS, N_ITEMS, kind, 4, (8, 6, 4), optimizer="sgd", lr=lr, init_std=0.3)
+    names = ["user_gmf", "item_gmf"] + (["user_mlp", "item_mlp"] if kind == "neumf" else [])
+    w = {k: model.tables.weight(k).detach().clone().requires_grad_() for k in names}
+    ref = copy.deepcopy(nn.ModuleDict({"mlp": model.mlp, "output": model.output}) if kind == "neumf"
+                        else nn.ModuleDict({"output": model.output}))
+
+    def logits(u, i):
+        parts = [w["user_gmf"][u] * w["item_gmf"][i]]
+        if kind == "neumf":
+            parts.append(ref["mlp"](torch.cat([w["user_mlp"][u], w["item_mlp"][i]], 1)))
+        return ref["output"](torch.cat(parts, 1)).squeeze(1)
+
+    rng = np.random.default_rng(seed)  # the draws of fit: the batch order, then the negatives
+    order = rng.permutation(train.nnz)
+    neg = torch.from_numpy(rng.integers(0, N_ITEMS, n_shared))
+    u, i = torch.from_numpy(train.rowids()[order]).long(), torch.from_numpy(train.indices[order]).long()
+    b = u.numel()
+    negs = logits(u.repeat_interleave(n_shared), neg.repeat(b)).view(b, n_shared)
+    own = torch.from_numpy(train.to_scipy().toarray()[u.numpy()][:, neg.numpy()] > 0)
+    assert own.any() and neg.unique().numel() < n_shared  # the case covers accidental positives and repeats
+    negative = torch.where(own, 0.0, F.softplus(negs)).sum(1) / n_shared
+    ((F.softplus(-logits(u, i)) + n_neg * negative).sum() / (b * (1 + n_neg))).backward()
+    model.fit(train, epochs=1, batch_size=train.nnz, n_neg=n_neg, shared_neg=n_shared, seed=seed, **FAST)
+    for k in names:
+        torch.testing.assert_close(model.tables.weight(k).detach(), (w[k] - lr * w[k].grad).detach(), msg=k)
+    trained = dict(model.named_parameters())
+    for k, p in ref.named_parameters():
+        torch.testing.assert_close(trained[k].detach(), (p - lr * p.grad).detach(), msg=k)
+
+
+def test_ncf_shared_negatives_reject_bad_values(implicit):
+    for bad in (-1, 2.5, True, "64"):
+        with pytest.raises(ValueError, match="shared_neg must be an int >= 0"):
+            NCF(N_USERS, N_ITEMS, "gmf", 4).fit(implicit[0], epochs=1, shared_neg=bad, **FAST)
+    with pytest.raises(ValueError, match="n_neg must be a positive int"):
+        NCF(N_USERS, N_ITEMS, "gmf", 4).fit(implicit[0], epochs=1, shared_neg=8, n_neg=0, **FAST)
 
 
 def test_neumf_from_pretrained_scores_as_the_mix(implicit):

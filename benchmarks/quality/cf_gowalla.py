@@ -3,6 +3,7 @@ items with the user's train items excluded, train and evaluation time.
 
     python benchmarks/quality/cf_gowalla.py mf-bpr [--epochs N] [--valid] [--max-minutes M] [--json out.json]
     python benchmarks/quality/cf_gowalla.py mf-bpr --shared-neg 1024 --batch-size 1024   # negatives shared by a batch
+    python benchmarks/quality/cf_gowalla.py neumf --shared-neg 256 --n-neg 4   # each positive: 4 x mean over 256
 
 ``--valid`` holds out 10% of each user's train items as validation, trains on the rest and reports validation
 metrics every ``--eval-every`` epochs: settings are chosen on it, never on test.txt. Without it the model trains on
@@ -43,7 +44,8 @@ def build(name: str, train: data.Interactions, args: argparse.Namespace):
                    reg=1e-2 if args.reg is None else args.reg, **negatives)
     elif name == "neumf":
         model = cf.NCF(n_u, n_i, kind="neumf", dim=32, layers=(32, 16, 8), lr=args.lr or 1e-3)
-        fit = dict(epochs=args.epochs or 10, batch_size=4096, n_neg=args.n_neg or 4)
+        fit = dict(epochs=args.epochs or 10, batch_size=args.batch_size or 4096, n_neg=args.n_neg or 4,
+                   shared_neg=args.shared_neg or 0)
     elif name == "mult-vae":
         model = cf.MultVAE(n_u, n_i, hidden=600, latent=200, lr=args.lr or 1e-3)
         epochs = args.epochs or 20
@@ -68,9 +70,9 @@ def main() -> None:
     ap.add_argument("--epochs", type=int)
     ap.add_argument("--lr", type=float)
     ap.add_argument("--n-neg", type=int)
-    ap.add_argument("--shared-neg", type=int, help="mf-bpr: N uniform negatives per batch shared by its positives "
-                    "(instead of --n-neg per positive)")
-    ap.add_argument("--batch-size", type=int, help="mf-bpr (default 4096), two-tower (default 2048)")
+    ap.add_argument("--shared-neg", type=int, help="mf-bpr, neumf: N uniform negatives per batch shared by its "
+                    "positives (mf-bpr: instead of --n-neg per positive; neumf: --n-neg weighs their mean)")
+    ap.add_argument("--batch-size", type=int, help="mf-bpr, neumf (default 4096), two-tower (default 2048)")
     ap.add_argument("--reg", type=float, help="L2 weight (mf-bpr)")
     ap.add_argument("--biases", action="store_true", help="item (and user) biases (mf-bpr)")
     ap.add_argument("--temperature", type=float)
@@ -79,6 +81,8 @@ def main() -> None:
     ap.add_argument("--optimizer", choices=("sgd", "adagrad", "rowwise_adagrad", "adam"), help="mf-bpr, two-tower")
     ap.add_argument("--valid", action="store_true", help="validate on 10%% of train, never look at test")
     ap.add_argument("--eval-every", type=int, default=10)
+    ap.add_argument("--eval-users", type=int, help="--valid only: score a fixed random sample of this many validation "
+                    "users (seed 0) instead of all, for models whose full ranking is slow (neumf)")
     ap.add_argument("--max-minutes", type=float, help="stop training after the epoch that passes this budget")
     ap.add_argument("--threads", type=int, default=1)
     ap.add_argument("--json", help="append the result as a JSON line to this file")
@@ -90,10 +94,18 @@ def main() -> None:
     if args.valid:
         split = data.random_holdout(train, test_ratio=0.1, seed=0, short_users="train")
         train, test = split.train, split.test
+    if args.eval_users and not args.valid:
+        raise SystemExit("--eval-users needs --valid: test numbers are over every test user")
+    users = None
+    if args.eval_users:
+        with_items = np.flatnonzero(np.diff(test.indptr))
+        users = np.sort(np.random.default_rng(0).choice(with_items, min(args.eval_users, with_items.size),
+                                                        replace=False))
     model, fit = build(args.model, train, args)
 
     def evaluate():
-        return full_ranking(model.score_all, test, train, ks=(20,), metrics=("recall", "ndcg"), block_size=512)
+        return full_ranking(model.score_all, test, train, ks=(20,), metrics=("recall", "ndcg"), users=users,
+                            block_size=512)
 
     epochs_run = 0
     curve = {}  # epoch -> validation (recall@20, ndcg@20)

@@ -15,6 +15,7 @@ from typing import Any
 import numpy as np
 import scipy.sparse as sp
 import torch
+from numba import njit
 from torch import Tensor, nn
 from tqdm.auto import tqdm
 
@@ -345,6 +346,37 @@ def entry_batches(n: int, batch_size: int, rng: np.random.Generator) -> Iterator
     order = rng.permutation(n)
     for s in range(0, n, batch_size):
         yield order[s : s + batch_size]
+
+
+@njit(cache=True, nogil=True)
+def accidental_positives(indptr: np.ndarray, indices: np.ndarray, users: np.ndarray, negatives: np.ndarray,
+                         n_items: int) -> np.ndarray:
+    """Flat positions ``b * N + j`` of the pairs where shared negative ``negatives[j]`` is one of the items of
+    ``users[b]``. Each item points to the negatives that drew it (a chain through ``following``), so the cost is
+    one lookup per (user, train item) of the batch, never B x N."""
+    n = negatives.shape[0]
+    first = np.full(n_items, -1, dtype=np.int64)
+    following = np.empty(n, dtype=np.int64)
+    for j in range(n):
+        following[j] = first[negatives[j]]
+        first[negatives[j]] = j
+    count = 0
+    for b in range(users.shape[0]):
+        for k in range(indptr[users[b]], indptr[users[b] + 1]):
+            j = first[indices[k]]
+            while j >= 0:
+                count += 1
+                j = following[j]
+    out = np.empty(count, dtype=np.int64)
+    count = 0
+    for b in range(users.shape[0]):
+        for k in range(indptr[users[b]], indptr[users[b] + 1]):
+            j = first[indices[k]]
+            while j >= 0:
+                out[count] = b * n + j
+                count += 1
+                j = following[j]
+    return out
 
 
 def progress(iterable: Any, desc: str, enabled: bool, total: int | None = None) -> Any:

@@ -41,6 +41,7 @@ from fastrec.models.cf.base import (
     FeatureBags,
     IdTables,
     Recommender,
+    accidental_positives,
     as_user_tensor,
     check_positive,
     entry_batches,
@@ -80,37 +81,6 @@ def _sgd_epoch(users: np.ndarray, items: np.ndarray, ratings: np.ndarray, order:
             pf, qf = np.float64(p[u, f]), np.float64(q[i, f])
             p[u, f] = pf + lr * (err * qf - reg * pf)
             q[i, f] = qf + lr * (err * pf - reg * qf)
-
-
-@njit(cache=True, nogil=True)
-def _accidental_positives(indptr: np.ndarray, indices: np.ndarray, users: np.ndarray, negatives: np.ndarray,
-                          n_items: int) -> np.ndarray:
-    """Flat positions ``b * N + j`` of the pairs where shared negative ``negatives[j]`` is one of the items of
-    ``users[b]``. Each item points to the negatives that drew it (a chain through ``following``), so the cost is
-    one lookup per (user, train item) of the batch, never B x N."""
-    n = negatives.shape[0]
-    first = np.full(n_items, -1, dtype=np.int64)
-    following = np.empty(n, dtype=np.int64)
-    for j in range(n):
-        following[j] = first[negatives[j]]
-        first[negatives[j]] = j
-    count = 0
-    for b in range(users.shape[0]):
-        for k in range(indptr[users[b]], indptr[users[b] + 1]):
-            j = first[indices[k]]
-            while j >= 0:
-                count += 1
-                j = following[j]
-    out = np.empty(count, dtype=np.int64)
-    count = 0
-    for b in range(users.shape[0]):
-        for k in range(indptr[users[b]], indptr[users[b] + 1]):
-            j = first[indices[k]]
-            while j >= 0:
-                out[count] = b * n + j
-                count += 1
-                j = following[j]
-    return out
 
 
 class _SharedBPR(torch.autograd.Function):
@@ -418,7 +388,7 @@ class _FactorModel(Recommender):
             shared = {"neg": neg, "neg_b": neg} if self.biases else {"neg": neg}
             out = self.tables(ids, shared=shared)
             pos, regularizer = self._predict(out, u, None, "item")
-            hits = _accidental_positives(train.indptr, train.indices, u.numpy(), neg.numpy(), self.n_items)
+            hits = accidental_positives(train.indptr, train.indices, u.numpy(), neg.numpy(), self.n_items)
             objective = _SharedBPR.apply(*self._shared_operands(out, pos), torch.from_numpy(hits))
             regularizer = regularizer + self._sq(out, ["neg", "neg_b"]) * (u.numel() / n_shared)
             (objective + 0.5 * reg * regularizer).backward()
