@@ -225,6 +225,24 @@ def test_bert4rec_loss_weighs_every_masked_item_alike_in_any_batch():
     torch.testing.assert_close(whole, parts, rtol=1e-10, atol=0)
 
 
+@pytest.mark.parametrize("loss", ["bce", "softmax"])
+def test_sasrec_loss_weighs_every_position_alike_in_any_batch(loss):
+    """SASRec's loss adds up over rows, as BERT4Rec's does: a batch's loss times its rows is the sum of its parts'
+    (a mean over each batch's positions would weigh the positions of a batch of short sequences more)."""
+    model = seq.SASRec(N_ITEMS, max_len=12, dim=16, dropout=0.0, loss=loss).double().eval()
+    train = model._prepare(histories(n=40))
+    (inp, tgt, neg, per_row), = model._batches(train, 40, 0, 0)
+    assert per_row == pytest.approx(float((np.minimum(train.lengths, 13) - 1).mean()))
+    n = inp.shape[0]
+    short = (tgt >= 0).sum(1) <= 6
+    assert 0 < int(short.sum()) < n
+    with torch.no_grad():
+        whole = model._loss((inp, tgt, neg, per_row))[0] * n
+        parts = sum(model._loss((inp[m], tgt[m], None if neg is None else neg[m], per_row))[0] * int(m.sum())
+                    for m in (short, ~short))
+    torch.testing.assert_close(whole, parts, rtol=1e-10, atol=0)
+
+
 def test_python_negatives_and_numba_sampler_exclude_the_user_items():
     import random
     items = {1, 2, 3}
@@ -232,7 +250,7 @@ def test_python_negatives_and_numba_sampler_exclude_the_user_items():
     model = seq.SASRec(N_ITEMS, max_len=8)
     train = model._prepare(synthetic_interactions())
     n = 0
-    for inp, tgt, neg in model._batches(train, 16, 0, 0):
+    for inp, tgt, neg, _ in model._batches(train, 16, 0, 0):
         assert neg.shape == tgt.shape
         for r in range(inp.shape[0]):  # the whole 8-item sequence is in the row: inp plus the last target
             user_items = set(inp[r][inp[r] >= 0].tolist()) | set(tgt[r][tgt[r] >= 0].tolist())
