@@ -20,6 +20,7 @@ from fastrec.models.seq._sequences import as_jagged, length_batches, pad_left
 from fastrec.models.seq._transformer import TransformerEncoder
 from fastrec.models.seq.gru4rec import session_parallel
 from fastrec.models.seq.reference import ReferenceSASRec, python_negatives
+from fastrec.models.seq.train import lr_factor
 
 N_ITEMS = 40
 MODELS = [
@@ -225,6 +226,24 @@ def test_bert4rec_loss_weighs_every_masked_item_alike_in_any_batch():
     torch.testing.assert_close(whole, parts, rtol=1e-10, atol=0)
 
 
+@pytest.mark.parametrize("loss", ["bce", "softmax"])
+def test_sasrec_loss_weighs_every_position_alike_in_any_batch(loss):
+    """SASRec's loss adds up over rows, as BERT4Rec's does: a batch's loss times its rows is the sum of its parts'
+    (a mean over each batch's positions would weigh the positions of a batch of short sequences more)."""
+    model = seq.SASRec(N_ITEMS, max_len=12, dim=16, dropout=0.0, loss=loss).double().eval()
+    train = model._prepare(histories(n=40))
+    (inp, tgt, neg, per_row), = model._batches(train, 40, 0, 0)
+    assert per_row == pytest.approx(float((np.minimum(train.lengths, 13) - 1).mean()))
+    n = inp.shape[0]
+    short = (tgt >= 0).sum(1) <= 6
+    assert 0 < int(short.sum()) < n
+    with torch.no_grad():
+        whole = model._loss((inp, tgt, neg, per_row))[0] * n
+        parts = sum(model._loss((inp[m], tgt[m], None if neg is None else neg[m], per_row))[0] * int(m.sum())
+                    for m in (short, ~short))
+    torch.testing.assert_close(whole, parts, rtol=1e-10, atol=0)
+
+
 def test_python_negatives_and_numba_sampler_exclude_the_user_items():
     import random
     items = {1, 2, 3}
@@ -232,7 +251,7 @@ def test_python_negatives_and_numba_sampler_exclude_the_user_items():
     model = seq.SASRec(N_ITEMS, max_len=8)
     train = model._prepare(synthetic_interactions())
     n = 0
-    for inp, tgt, neg in model._batches(train, 16, 0, 0):
+    for inp, tgt, neg, _ in model._batches(train, 16, 0, 0):
         assert neg.shape == tgt.shape
         for r in range(inp.shape[0]):  # the whole 8-item sequence is in the row: inp plus the last target
             user_items = set(inp[r][inp[r] >= 0].tolist()) | set(tgt[r][tgt[r] >= 0].tolist())
@@ -331,6 +350,21 @@ def test_training_repeats_with_a_seed(cls, kw):
     assert any(not torch.equal(v, c.state_dict()[k]) for k, v in a.state_dict().items())
 
 
+def test_lr_warmup_and_linear_decay():
+    assert [lr_factor(s, 0, 4, 10, "none") for s in (0, 4, 9, 50)] == [0.1, 0.5, 1.0, 1.0]
+    assert [lr_factor(50, e, 4, 10, "linear") for e in range(4)] == [1.0, 0.75, 0.5, 0.25]
+    assert lr_factor(0, 0, 4, 0, "none") == 1.0 and lr_factor(4, 2, 4, 10, "linear") == 0.25
+    # fit applies it: with a warmup far longer than the run every step is tiny
+    x = synthetic_interactions()
+    start = seq.SASRec(N_ITEMS, seed=1, max_len=8, dim=16).state_dict()
+    moved = {}
+    for warmup in (0, 10**9):
+        model = seq.SASRec(N_ITEMS, seed=1, max_len=8, dim=16)
+        model.fit(x, epochs=2, batch_size=16, warmup_steps=warmup, lr_decay="linear", progress=False)
+        moved[warmup] = max(float((v - start[k]).abs().max()) for k, v in model.state_dict().items())
+    assert moved[0] > 1e-4 and moved[10**9] < 1e-9
+
+
 def test_recommend_excludes_history_and_orders_scores():
     model = seq.SASRec(N_ITEMS, max_len=12, dim=16)
     hs = histories()
@@ -370,6 +404,10 @@ def test_bad_input_raises():
         seq.Caser(N_ITEMS, n_h=0)
     with pytest.raises(ValueError, match="dropout"):
         seq.Caser(N_ITEMS, dropout=1.0)
+    with pytest.raises(ValueError, match="lr_decay must be"):
+        model.fit(synthetic_interactions(), epochs=1, lr_decay="cosine", progress=False)
+    with pytest.raises(ValueError, match="warmup_steps must be"):
+        model.fit(synthetic_interactions(), epochs=1, warmup_steps=-1, progress=False)
 
 
 # ---------------------------------------------------------------------------------------------------- learning

@@ -43,7 +43,8 @@ MODELS = {
     "caser": (seq.Caser, dict(max_len=5, dim=50, n_h=16, n_v=4, dropout=0.5, targets=3, n_neg=3),
               dict(batch_size=512, weight_decay=1e-6, eval_every=1)),
 }
-FIT = dict(epochs=200, batch_size=256, lr=1e-3, weight_decay=0.0, patience=5, eval_every=2)
+FIT = dict(epochs=200, batch_size=256, lr=1e-3, warmup_steps=0, lr_decay="none", weight_decay=0.0, patience=5,
+           eval_every=2)
 PER_DATA = {
     ("gru4rec", "diginetica"): (dict(max_len=70, dim=100, hidden=100, dropout=0.0, loss="softmax", n_sample=2048),
                                 dict(epochs=10, batch_size=512, lr=2e-3, patience=2, eval_every=1)),
@@ -54,8 +55,9 @@ PER_DATA = {
     # LastFM has 1,090 users (5 batches an epoch): validation sits at the popularity level for ~70 epochs before the
     # models pick up the histories, so early stopping needs a long horizon there
     ("sasrec", "lastfm"): ({}, dict(epochs=400, eval_every=10, patience=10)),
-    # batch 64, mask 0.6, dropout 0.1: picked on validation (benchmarks/quality/results/bert4rec_lastfm_s0_b*.json)
-    ("bert4rec", "lastfm"): (dict(mask_prob=0.6, dropout=0.1),
+    # batch 64, mask 0.2, dropout 0.1, random windows over long histories: picked on validation
+    # (benchmarks/quality/results/bert4rec_lastfm_s0_b*.json)
+    ("bert4rec", "lastfm"): (dict(mask_prob=0.2, dropout=0.1, random_windows=True),
                              dict(epochs=400, eval_every=10, patience=10, batch_size=64)),
 }
 

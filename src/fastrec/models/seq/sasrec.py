@@ -6,7 +6,8 @@ its most recent item; item i scores ``h . E[i]``.
 
 Training, as in the paper: every position of a user's training sequence predicts the next item, with binary
 cross-entropy against one sampled negative per position (uniform over the items the user never interacted with,
-drawn by :class:`fastrec.data.NegativeSampler`), or (``loss="softmax"``) cross-entropy over all items.
+drawn by :class:`fastrec.data.NegativeSampler`), or (``loss="softmax"``) cross-entropy over all items. The loss
+weighs every predicted position alike in any batch (a sum divided by a constant per row, not a mean per batch).
 """
 
 from __future__ import annotations
@@ -87,8 +88,11 @@ class SASRec(SequentialRecommender):
         return TrainSequences.build(train, self.n_items, 2, positives=self.loss_kind == "bce")
 
     def _batches(self, data: TrainSequences, batch_size: int, epoch: int, seed: int
-                 ) -> Iterator[tuple[Tensor, Tensor, Tensor | None]]:
+                 ) -> Iterator[tuple[Tensor, Tensor, Tensor | None, float]]:
+        """(inputs, targets, negatives or None, predicted positions per row on average over the training
+        sequences): the loss divides by the last times the batch's rows."""
         rng = np.random.default_rng([seed, epoch])
+        per_row = float((np.minimum(data.lengths, self.max_len + 1) - 1).mean())
         sampler = None if data.positives is None else NegativeSampler(data.positives, seed=seed * 1_000_003 + epoch)
         offset = 0
         for part in length_batches(data.lengths, batch_size, rng, self.bucket):
@@ -99,18 +103,24 @@ class SASRec(SequentialRecommender):
             if sampler is not None:
                 neg = torch.from_numpy(sampler.sample(rows, tgt.shape[1], offset=offset).astype(np.int64))
                 offset += neg.numel()
-            yield inp, tgt, neg
+            yield inp, tgt, neg, per_row
 
-    def _loss(self, batch: tuple[Tensor, Tensor, Tensor | None]) -> tuple[Tensor, int]:
-        inp, tgt, neg = (None if t is None else t.to(self.device) for t in batch)
+    def _loss(self, batch: tuple[Tensor, Tensor, Tensor | None, float]) -> tuple[Tensor, int]:
+        """The loss summed over the predicted positions, divided by a constant per row of the batch rather than by
+        the batch's own number of positions: every position weighs the same in any batch. (The paper's mean per
+        batch is the same in expectation over random batches, but length bucketing would give the positions of a
+        batch of short sequences several times the weight of those of a batch of long ones.)"""
+        inp, tgt, neg, per_row = batch
+        inp, tgt = inp.to(self.device), tgt.to(self.device)
         h = self.sequence_output(inp)
         valid = tgt >= 0
         hv = h[valid]
         w = self.item_emb.weight
         if neg is None:
-            loss = F.cross_entropy(hv @ w[1:].t(), tgt[valid])
+            total = F.cross_entropy(hv @ w[1:].t(), tgt[valid], reduction="sum")
         else:
+            neg = neg.to(self.device)
             pos_logit = (hv * w[tgt[valid] + 1]).sum(-1)
             neg_logit = (hv * w[neg[valid] + 1]).sum(-1)
-            loss = -(F.logsigmoid(pos_logit) + F.logsigmoid(-neg_logit)).mean()
-        return loss, inp.shape[0]
+            total = -(F.logsigmoid(pos_logit) + F.logsigmoid(-neg_logit)).sum()
+        return total / (per_row * inp.shape[0]), inp.shape[0]

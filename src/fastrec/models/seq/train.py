@@ -17,7 +17,7 @@ from tqdm.auto import tqdm
 from fastrec.data import Interactions, Sessions
 from fastrec.models.seq._sequences import as_jagged, check_int, sequences_of
 
-__all__ = ["FitResult", "TrainSequences", "fit", "make_optimizer"]
+__all__ = ["FitResult", "TrainSequences", "fit", "lr_factor", "make_optimizer"]
 
 
 @dataclass
@@ -95,6 +95,15 @@ def make_optimizer(model: torch.nn.Module, lr: float, betas: tuple[float, float]
     return opts
 
 
+def lr_factor(step: int, epoch: int, epochs: int, warmup_steps: int, decay: str) -> float:
+    """The learning rate's multiplier at optimizer ``step`` (from 0) of ``epoch``: a linear warmup from
+    ``1 / warmup_steps`` to 1 over the first ``warmup_steps`` steps, times, with ``decay="linear"``, ``1 - epoch /
+    epochs`` (a linear decay towards 0 at the last epoch, per epoch because the models' batches per epoch vary;
+    BERT4Rec's reference code warms up and decays linearly)."""
+    warm = min(1.0, (step + 1) / warmup_steps) if warmup_steps > 0 else 1.0
+    return warm * (1.0 - epoch / epochs if decay == "linear" else 1.0)
+
+
 def fit(
     model: Any,
     data: TrainSequences,
@@ -102,6 +111,8 @@ def fit(
     epochs: int = 200,
     batch_size: int = 256,
     lr: float = 1e-3,
+    warmup_steps: int = 0,
+    lr_decay: str = "none",
     weight_decay: float = 0.0,
     betas: tuple[float, float] = (0.9, 0.98),
     valid: Callable[[Any], dict[str, float]] | None = None,
@@ -117,6 +128,9 @@ def fit(
 
     Args:
         epochs: maximum number of passes over the training sequences.
+        warmup_steps, lr_decay: the learning rate ramps up linearly over the first ``warmup_steps`` optimizer steps
+            and, with ``lr_decay="linear"`` (default ``"none"``), decreases linearly per epoch towards 0 at
+            ``epochs`` (see :func:`lr_factor`).
         valid: ``model -> {metric: value}`` on the *validation* split (never the test split), called every
             ``eval_every`` epochs; the model with the best ``valid(model)[monitor]`` (higher is better) is kept and
             restored at the end. Without it the last epoch's model is kept.
@@ -132,12 +146,16 @@ def fit(
     for name, v in (("epochs", epochs), ("batch_size", batch_size), ("eval_every", eval_every),
                     ("patience", patience)):
         check_int(name, v)
+    check_int("warmup_steps", warmup_steps, low=0)
+    if lr_decay not in ("none", "linear"):
+        raise ValueError(f"lr_decay must be 'none' or 'linear', got {lr_decay!r}")
     torch.manual_seed(seed)
     opt = make_optimizer(model, lr, betas, weight_decay)
     result = FitResult(best_epoch=-1, best={})
     best_value = -float("inf")
     best_state: dict[str, torch.Tensor] | None = None
-    bad = 0
+    bad, step = 0, 0
+    scheduled = warmup_steps > 0 or lr_decay != "none"
     try:  # Ctrl-C (SIGINT) ends training early and keeps the best model so far
         for epoch in range(epochs):
             model.train()
@@ -146,6 +164,10 @@ def fit(
             bar = tqdm(model._batches(data, batch_size, epoch, seed), desc=f"{type(model).__name__} epoch {epoch}",
                        disable=not progress, leave=False, mininterval=2.0)
             for batch in bar:
+                if scheduled:
+                    for o in opt:
+                        for group in o.param_groups:
+                            group["lr"] = lr * lr_factor(step, epoch, epochs, warmup_steps, lr_decay)
                 loss, n = model._loss(batch)
                 for o in opt:
                     o.zero_grad(set_to_none=True)
@@ -155,6 +177,7 @@ def fit(
                 total += float(loss.detach())
                 n_seq += n
                 n_batches += 1
+                step += 1
             bar.close()
             seconds = time.perf_counter() - t0
             result.train_seconds += seconds
