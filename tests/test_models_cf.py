@@ -12,7 +12,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from fastrec.data import Interactions
+from fastrec.data import Interactions, NegativeSampler, PointwiseBatches
 from fastrec.models.cf import (
     CDAE,
     KNN,
@@ -279,9 +279,10 @@ def test_mf_bpr_is_reproducible(implicit):
 def test_ncf_shared_negatives_step_equals_the_formula(implicit, kind):
     """One SGD step on the whole train set with shared negatives equals autograd on the written-out objective,
     every logit from a forward per (user, item) pair: (sum of the positives' log losses + n_neg * each positive's
-    mean negative log loss over the N negatives, the user's own items left out) / (B * (1 + n_neg))."""
+    mean negative log loss over the N negatives, the user's own items left out, + the per-pair L2 terms averaged
+    the same way) / (B * (1 + n_neg))."""
     train, _ = implicit
-    n_shared, n_neg, lr, seed = 64, 3, 0.5, 3
+    n_shared, n_neg, lr, reg, seed = 64, 3, 0.5, 0.1, 3
     model = NCF(N_USERS, N_ITEMS, kind, 4, (8, 6, 4), optimizer="sgd", lr=lr, init_std=0.3)
     names = ["user_gmf", "item_gmf"] + (["user_mlp", "item_mlp"] if kind == "neumf" else [])
     w = {k: model.tables.weight(k).detach().clone().requires_grad_() for k in names}
@@ -303,8 +304,13 @@ def test_ncf_shared_negatives_step_equals_the_formula(implicit, kind):
     own = torch.from_numpy(train.to_scipy().toarray()[u.numpy()][:, neg.numpy()] > 0)
     assert own.any() and neg.unique().numel() < n_shared  # the case covers accidental positives and repeats
     negative = torch.where(own, 0.0, F.softplus(negs)).sum(1) / n_shared
-    ((F.softplus(-logits(u, i)) + n_neg * negative).sum() / (b * (1 + n_neg))).backward()
-    model.fit(train, epochs=1, batch_size=train.nnz, n_neg=n_neg, shared_neg=n_shared, seed=seed, **FAST)
+
+    def sq(side, ids):
+        return sum(w[k][ids].square().sum(-1) for k in names if k.startswith(side))
+
+    pair_l2 = sq("user", u) + sq("item", i) + n_neg * (sq("user", u) + sq("item", neg).mean())  # per positive
+    ((F.softplus(-logits(u, i)) + n_neg * negative + 0.5 * reg * pair_l2).sum() / (b * (1 + n_neg))).backward()
+    model.fit(train, epochs=1, batch_size=train.nnz, n_neg=n_neg, shared_neg=n_shared, reg=reg, seed=seed, **FAST)
     for k in names:
         torch.testing.assert_close(model.tables.weight(k).detach(), (w[k] - lr * w[k].grad).detach(), msg=k)
     trained = dict(model.named_parameters())
@@ -318,6 +324,28 @@ def test_ncf_shared_negatives_reject_bad_values(implicit):
             NCF(N_USERS, N_ITEMS, "gmf", 4).fit(implicit[0], epochs=1, shared_neg=bad, **FAST)
     with pytest.raises(ValueError, match="n_neg must be a positive int"):
         NCF(N_USERS, N_ITEMS, "gmf", 4).fit(implicit[0], epochs=1, shared_neg=8, n_neg=0, **FAST)
+    with pytest.raises(ValueError, match="reg must be >= 0"):
+        NCF(N_USERS, N_ITEMS, "gmf", 4).fit(implicit[0], epochs=1, reg=-1.0, **FAST)
+
+
+def test_ncf_per_pair_step_equals_the_formula(implicit):
+    """One SGD step, per-pair negatives, with reg: autograd on the mean log loss + 0.5 reg * the rows' squares
+    per example, on the batch fit draws."""
+    train, _ = implicit
+    lr, reg, n_neg, seed = 0.5, 0.1, 2, 4
+    model = NCF(N_USERS, N_ITEMS, "neumf", 4, (8, 4), optimizer="sgd", lr=lr, init_std=0.3)
+    names = ["user_gmf", "item_gmf", "user_mlp", "item_mlp"]
+    w = {k: model.tables.weight(k).detach().clone().requires_grad_() for k in names}
+    ref = copy.deepcopy(nn.ModuleDict({"mlp": model.mlp, "output": model.output}))
+    u, i, y = next(iter(PointwiseBatches(train, batch_size=train.nnz, n_neg=n_neg, seed=seed,
+                                         sampler=NegativeSampler(train, seed=seed))))
+    h = torch.cat([w["user_gmf"][u] * w["item_gmf"][i],
+                   ref["mlp"](torch.cat([w["user_mlp"][u], w["item_mlp"][i]], 1))], 1)
+    l2 = sum(w[k][u if k.startswith("user") else i].square().sum() for k in names) / u.numel()
+    (F.binary_cross_entropy_with_logits(ref["output"](h).squeeze(1), y) + 0.5 * reg * l2).backward()
+    model.fit(train, epochs=1, batch_size=train.nnz, n_neg=n_neg, reg=reg, seed=seed, **FAST)
+    for k in names:
+        torch.testing.assert_close(model.tables.weight(k).detach(), (w[k] - lr * w[k].grad).detach(), msg=k)
 
 
 def test_neumf_from_pretrained_scores_as_the_mix(implicit):

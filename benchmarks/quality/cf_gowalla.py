@@ -45,7 +45,7 @@ def build(name: str, train: data.Interactions, args: argparse.Namespace):
     elif name == "neumf":
         model = cf.NCF(n_u, n_i, kind="neumf", dim=32, layers=(32, 16, 8), lr=args.lr or 1e-3)
         fit = dict(epochs=args.epochs or 10, batch_size=args.batch_size or 4096, n_neg=args.n_neg or 4,
-                   shared_neg=args.shared_neg or 0)
+                   shared_neg=args.shared_neg or 0, reg=args.reg or 0.0)
     elif name == "mult-vae":
         model = cf.MultVAE(n_u, n_i, hidden=600, latent=200, lr=args.lr or 1e-3)
         epochs = args.epochs or 20
@@ -73,7 +73,7 @@ def main() -> None:
     ap.add_argument("--shared-neg", type=int, help="mf-bpr, neumf: N uniform negatives per batch shared by its "
                     "positives (mf-bpr: instead of --n-neg per positive; neumf: --n-neg weighs their mean)")
     ap.add_argument("--batch-size", type=int, help="mf-bpr, neumf (default 4096), two-tower (default 2048)")
-    ap.add_argument("--reg", type=float, help="L2 weight (mf-bpr)")
+    ap.add_argument("--reg", type=float, help="L2 weight (mf-bpr, neumf)")
     ap.add_argument("--biases", action="store_true", help="item (and user) biases (mf-bpr)")
     ap.add_argument("--temperature", type=float)
     ap.add_argument("--no-logq", action="store_true", help="two-tower without the log-Q correction")

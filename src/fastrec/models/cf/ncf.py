@@ -168,23 +168,29 @@ class NCF(Recommender):
         batch_size: int = 4096,
         n_neg: int = 4,
         shared_neg: int = 0,
+        reg: float = 0.0,
         seed: int = 0,
         show_progress: bool = True,
         callback: Any = None,
     ) -> NCF:
         """Log loss on every positive of ``train`` and ``n_neg`` uniform negatives each (resampled every epoch),
-        averaged over the batch's B * (1 + n_neg) examples.
+        averaged over the batch's B * (1 + n_neg) examples. ``reg``: L2 weight on the embedding rows each example
+        touches (``0.5 * reg * (|user rows|^2 + |item rows|^2)`` per example, averaged like the log loss).
 
         ``shared_neg = N > 0``: each batch of ``batch_size`` positives draws N uniform negatives that all its
         positives share instead; every positive's negative term is ``n_neg`` times the mean of its N negative log
         losses (a negative that is one of the user's train items, the positive included, contributes 0), so the
         objective has the per-pair one's expectation with far less noise. The B x N logits come from
         :meth:`_grid` (one [B, N, layers[1]] MLP activation, the N rows looked up once), so hundreds of negatives
-        per positive cost what a few per-pair ones do. ``callback(model, epoch)`` runs after each epoch."""
+        per positive cost what a few per-pair ones do; the regularizer is averaged the same way (per positive: its
+        user rows 1 + n_neg times, its item rows once, each negative's rows ``n_neg / N`` times).
+        ``callback(model, epoch)`` runs after each epoch."""
         train = interactions_like(train, self)
         check_positive("epochs", epochs, integer=True)
         check_positive("batch_size", batch_size, integer=True)
         check_positive("n_neg", n_neg, integer=True)
+        if not reg >= 0:
+            raise ValueError(f"reg must be >= 0, got {reg!r}")
         if isinstance(shared_neg, bool) or not isinstance(shared_neg, (int, np.integer)) or shared_neg < 0:
             raise ValueError(f"shared_neg must be an int >= 0, got {shared_neg!r}")
         self.set_seen(train)
@@ -211,10 +217,13 @@ class NCF(Recommender):
                 if shared_neg:
                     u, i = step
                     neg = torch.from_numpy(rng.integers(0, self.n_items, shared_neg))
-                    loss = self._shared_loss(u, i, neg, n_neg, train)
+                    loss = self._shared_loss(u, i, neg, n_neg, reg, train)
                 else:
                     u, i, y = step
-                    loss = F.binary_cross_entropy_with_logits(self(u, i), y)
+                    out = self.tables(self._ids(u, i))
+                    loss = F.binary_cross_entropy_with_logits(self._logits(out), y)
+                    if reg:
+                        loss = loss + 0.5 * reg * sum(v.square().sum() for v in out.values()) / u.numel()
                 dense.zero_grad(set_to_none=True)
                 loss.backward()
                 dense.step()
@@ -223,7 +232,8 @@ class NCF(Recommender):
         self.eval()
         return self
 
-    def _shared_loss(self, users: Tensor, items: Tensor, neg: Tensor, n_neg: int, train: Interactions) -> Tensor:
+    def _shared_loss(self, users: Tensor, items: Tensor, neg: Tensor, n_neg: int, reg: float,
+                     train: Interactions) -> Tensor:
         """The shared-negative objective of :meth:`fit` for positives (users, items) [B] and negatives neg [N]."""
         out = self.tables(self._ids(users, items), shared={f"neg_{k}": neg for k in self._parts()})
         pos = self._logits(out)
@@ -232,6 +242,9 @@ class NCF(Recommender):
         hits = accidental_positives(train.indptr, train.indices, users.numpy(), neg.numpy(), self.n_items)
         terms = terms.view(-1).index_fill(0, torch.from_numpy(hits), 0.0)
         total = F.softplus(-pos).sum() + terms.sum() * (n_neg / neg.numel())
+        if reg:
+            weight = {"user": 1.0 + n_neg, "item": 1.0, "neg": n_neg * users.numel() / neg.numel()}
+            total = total + 0.5 * reg * sum(weight[k.split("_")[0]] * v.square().sum() for k, v in out.items())
         return total / (users.numel() * (1 + n_neg))
 
     @classmethod
