@@ -2,7 +2,7 @@
 at 1M rows; 500k at D=128 to stay under 2 GB a copy), B=4096, D in {16, 64, 128}, pooling factor 1 and 20.
 
     python -m pytest benchmarks/test_embedding_bag.py -s -k targets            # side-by-side ratios vs the targets
-    FASTREC_BENCH_DIMS=16,64,128 python -m pytest benchmarks/test_embedding_bag.py -s -k targets
+    FASTREC_BENCH_DIMS=64 python -m pytest benchmarks/test_embedding_bag.py -s -k targets      # one dim per process (memory)
 
 Each configuration's implementations are timed interleaved in one process (fastrec.bench.time_interleaved); the
 table printed gives medians, ratios, and fastrec's forward as a fraction of this machine's random-row gather rate
