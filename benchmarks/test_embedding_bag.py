@@ -14,7 +14,6 @@ from __future__ import annotations
 import os
 
 import pytest
-import torch
 
 from fastrec.bench import time_interleaved
 from fastrec.bench.embedding import embedding_cases, gather_bandwidth

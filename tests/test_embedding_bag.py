@@ -11,7 +11,6 @@ import pytest
 import torch
 from torch import nn
 
-import fastrec
 from fastrec import KeyedJagged, ops
 from fastrec.nn import EmbeddingBag, EmbeddingBagCollection, TableConfig
 from fastrec.nn._huge_pages import huge_pages_status, system_setting

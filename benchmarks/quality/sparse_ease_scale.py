@@ -46,7 +46,7 @@ def main() -> None:
     t_fit = time.perf_counter() - t0
     peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20
     print(f"fit {t_fit:.1f} s {model.fit_seconds}, B nnz {model.weights.nnz}, peak {peak:.2f} GiB", flush=True)
-    users = np.random.default_rng(1).choice(x.n_users, 20_000, replace=False)
+    users = np.random.default_rng(1).choice(x.n_users, min(20_000, x.n_users), replace=False)
     t0 = time.perf_counter()
     model.recommend(users, 20)
     ups = users.size / (time.perf_counter() - t0)
