@@ -370,6 +370,28 @@ def test_two_tower_index_matches_exact(implicit):
         assert (items == exact_items).float().mean() > 0.95  # ties may swap
 
 
+def test_two_tower_lr_decay_scales_tables_and_towers_per_epoch(implicit):
+    train, _ = implicit
+    make = lambda: TwoTower(N_USERS, N_ITEMS, 8, history=False, layers=(8,), lr=0.1)  # noqa: E731
+    seen = []
+
+    def record(m, epoch):
+        seen.append(m.tables.ebc.optimizer.lr)
+
+    model = make().fit(train, epochs=3, lr_decay=0.5, callback=record, **FAST)
+    assert [round(lr, 12) for lr in seen] == [0.1, 0.05, 0.025]
+    assert model.tables.ebc.optimizer.lr == 0.1  # the next fit starts from the constructor's lr
+    # a decay of 1e-12 freezes everything after the first epoch: the weights equal a one-epoch fit's
+    frozen = make().fit(train, epochs=3, lr_decay=1e-12, **FAST)
+    one = make().fit(train, epochs=1, **FAST)
+    weights = [n for n in one.state_dict() if "optimizer" not in n and n != "log_popularity"]
+    assert any("mlp" in n for n in weights)
+    for name in weights:
+        torch.testing.assert_close(frozen.state_dict()[name], one.state_dict()[name], rtol=0, atol=1e-7, msg=name)
+    with pytest.raises(ValueError, match="lr_decay"):
+        make().fit(train, epochs=1, lr_decay=0.0, **FAST)
+
+
 def test_recommend_pads_when_items_run_out(implicit):
     train, _ = implicit
     model = MF(N_USERS, N_ITEMS, 4).fit(train, loss="bpr", epochs=1, **FAST)

@@ -41,7 +41,7 @@ def build(name: str, train: data.Interactions, args: argparse.Namespace):
                       init_std=0.1)
         negatives = dict(shared_neg=args.shared_neg) if args.shared_neg else dict(n_neg=args.n_neg or 4)
         fit = dict(loss="bpr", epochs=args.epochs or 120, batch_size=args.batch_size or 4096,
-                   reg=1e-2 if args.reg is None else args.reg, **negatives)
+                   reg=1e-2 if args.reg is None else args.reg, lr_decay=args.lr_decay, **negatives)
     elif name == "neumf":
         model = cf.NCF(n_u, n_i, kind="neumf", dim=32, layers=(32, 16, 8), lr=args.lr or 1e-3)
         fit = dict(epochs=args.epochs or 10, batch_size=args.batch_size or 4096, n_neg=args.n_neg or 4,
@@ -54,7 +54,8 @@ def build(name: str, train: data.Interactions, args: argparse.Namespace):
         model = cf.TwoTower(n_u, n_i, 64, history=True, user_ids=not args.no_user_ids,
                             temperature=args.temperature or 0.1, logq=not args.no_logq,
                             optimizer=args.optimizer or "adagrad", lr=args.lr or 0.05)
-        fit = dict(epochs=args.epochs or 20, batch_size=args.batch_size or 2048, n_mixed=args.n_neg or 0)
+        fit = dict(epochs=args.epochs or 20, batch_size=args.batch_size or 2048, n_mixed=args.n_neg or 0,
+                   lr_decay=args.lr_decay)
     else:
         raise SystemExit(f"unknown model {name!r}; one of {sorted(PUBLISHED)}")
     return model, fit
@@ -69,6 +70,7 @@ def main() -> None:
     ap.add_argument("model", choices=sorted(PUBLISHED))
     ap.add_argument("--epochs", type=int)
     ap.add_argument("--lr", type=float)
+    ap.add_argument("--lr-decay", type=float, default=1.0, help="mf-bpr, two-tower: lr x this after each epoch")
     ap.add_argument("--n-neg", type=int)
     ap.add_argument("--shared-neg", type=int, help="mf-bpr, neumf: N uniform negatives per batch shared by its "
                     "positives (mf-bpr: instead of --n-neg per positive; neumf: --n-neg weighs their mean)")

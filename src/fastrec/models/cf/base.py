@@ -47,6 +47,13 @@ def dense_optimizer(name: str, params: Sequence[nn.Parameter], lr: float) -> tor
     return _DENSE[name](params, lr=lr) if params else None
 
 
+def set_lr(tables: FusedOptimizer, dense: torch.optim.Optimizer | None, lr: float) -> None:
+    """Sets the learning rate of a model's fused table optimizer and of its dense optimizer (if any)."""
+    tables.lr = lr
+    for group in dense.param_groups if dense is not None else ():
+        group["lr"] = lr
+
+
 def as_user_tensor(users: Any, n: int, name: str = "users") -> Tensor:
     """int64 tensor of ids in [0, n); anything else raises naming the bad value."""
     t = torch.as_tensor(np.asarray(users) if not isinstance(users, Tensor) else users).reshape(-1)

@@ -304,6 +304,7 @@ class _FactorModel(Recommender):
         check_positive("batch_size", batch_size, integer=True)
         if not reg >= 0:
             raise ValueError(f"reg must be >= 0, got {reg!r}")
+        check_positive("lr_decay", lr_decay)
         if train.nnz == 0:
             raise ValueError("train has no interactions")
         if per_sample:

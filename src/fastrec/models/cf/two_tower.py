@@ -36,6 +36,7 @@ from fastrec.models.cf.base import (
     fused_optimizer,
     interactions_like,
     progress,
+    set_lr,
 )
 from fastrec.retrieval import ExactIndex, FaissIndex, Index
 
@@ -222,14 +223,20 @@ class TwoTower(Recommender):
         epochs: int = 20,
         batch_size: int = 4096,
         n_mixed: int = 0,
+        lr_decay: float = 1.0,
         seed: int = 0,
         show_progress: bool = True,
         callback: Any = None,
     ) -> TwoTower:
         """InfoNCE over batches of ``train``'s positives with in-batch negatives, plus ``n_mixed`` sampled ones
-        (at most ``batch_size``: one per example for the first n_mixed examples, excluding that user's items)."""
+        (at most ``batch_size``: one per example for the first n_mixed examples, excluding that user's items).
+
+        ``lr_decay``: the learning rate of the tables and of the towers' MLPs is the constructor's ``lr`` times
+        ``lr_decay ** epoch`` (each call of ``fit`` starts again from ``lr``); ``callback(model, epoch)`` runs after
+        each epoch (e.g. validation)."""
         train = interactions_like(train, self)
         check_positive("epochs", epochs, integer=True)
+        check_positive("lr_decay", lr_decay)
         if isinstance(n_mixed, bool) or not isinstance(n_mixed, int) or not 0 <= n_mixed <= batch_size:
             raise ValueError(f"n_mixed must be an int in [0, batch_size={batch_size}], got {n_mixed!r}")
         self.set_seen(train)
@@ -243,6 +250,7 @@ class TwoTower(Recommender):
         log_uniform = float(np.log(1.0 / self.n_items))
         self.train()
         for epoch in range(epochs):
+            set_lr(self.tables.ebc.optimizer, dense, self.lr * lr_decay ** epoch)
             for users, pos, neg in progress(batches, f"epoch {epoch + 1}/{epochs}", show_progress, len(batches)):
                 b = users.numel()
                 m = min(n_mixed, b)
@@ -271,5 +279,6 @@ class TwoTower(Recommender):
                     dense.step()
             if callback is not None:
                 callback(self, epoch)
+        set_lr(self.tables.ebc.optimizer, dense, self.lr)
         self.eval()
         return self
