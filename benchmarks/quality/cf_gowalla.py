@@ -4,6 +4,7 @@ items with the user's train items excluded, train and evaluation time.
     python benchmarks/quality/cf_gowalla.py mf-bpr [--epochs N] [--valid] [--max-minutes M] [--json out.json]
     python benchmarks/quality/cf_gowalla.py mf-bpr --shared-neg 1024 --batch-size 1024   # negatives shared by a batch
     python benchmarks/quality/cf_gowalla.py neumf --shared-neg 256 --n-neg 4   # each positive: 4 x mean over 256
+    python benchmarks/quality/cf_gowalla.py neumf --pretrain-epochs 10   # GMF and MLP first, as the NCF paper
 
 ``--valid`` holds out 10% of each user's train items as validation, trains on the rest and reports validation
 metrics every ``--eval-every`` epochs: settings are chosen on it, never on test.txt. Without it the model trains on
@@ -43,9 +44,15 @@ def build(name: str, train: data.Interactions, args: argparse.Namespace):
         fit = dict(loss="bpr", epochs=args.epochs or 120, batch_size=args.batch_size or 4096,
                    reg=1e-2 if args.reg is None else args.reg, lr_decay=args.lr_decay, **negatives)
     elif name == "neumf":
-        model = cf.NCF(n_u, n_i, kind="neumf", dim=32, layers=(32, 16, 8), lr=args.lr or 1e-3)
         fit = dict(epochs=args.epochs or 10, batch_size=args.batch_size or 4096, n_neg=args.n_neg or 4,
                    shared_neg=args.shared_neg or 0, reg=args.reg or 0.0)
+        ncf = dict(dim=32, layers=(32, 16, 8), lr=args.lr or 1e-3)
+        if args.pretrain_epochs:  # the paper's pretraining: GMF and MLP alone, then mixed (alpha .5) and fine-tuned
+            parts = [cf.NCF(n_u, n_i, kind=kind, **ncf).fit(train, **{**fit, "epochs": args.pretrain_epochs})
+                     for kind in ("gmf", "mlp")]
+            model = cf.NCF.from_pretrained(*parts, alpha=0.5, lr=args.finetune_lr or ncf["lr"])
+        else:
+            model = cf.NCF(n_u, n_i, kind="neumf", **ncf)
     elif name == "mult-vae":
         model = cf.MultVAE(n_u, n_i, hidden=600, latent=200, lr=args.lr or 1e-3)
         epochs = args.epochs or 20
@@ -76,6 +83,9 @@ def main() -> None:
                     "positives (mf-bpr: instead of --n-neg per positive; neumf: --n-neg weighs their mean)")
     ap.add_argument("--batch-size", type=int, help="mf-bpr, neumf (default 4096), two-tower (default 2048)")
     ap.add_argument("--reg", type=float, help="L2 weight (mf-bpr, neumf)")
+    ap.add_argument("--pretrain-epochs", type=int, default=0,
+                    help="neumf: first train GMF and MLP alone for this many epochs each (counted in train_s)")
+    ap.add_argument("--finetune-lr", type=float, help="neumf with --pretrain-epochs: lr after pretraining (--lr)")
     ap.add_argument("--biases", action="store_true", help="item (and user) biases (mf-bpr)")
     ap.add_argument("--temperature", type=float)
     ap.add_argument("--no-logq", action="store_true", help="two-tower without the log-Q correction")
@@ -103,6 +113,7 @@ def main() -> None:
         with_items = np.flatnonzero(np.diff(test.indptr))
         users = np.sort(np.random.default_rng(0).choice(with_items, min(args.eval_users, with_items.size),
                                                         replace=False))
+    t0 = time.perf_counter()
     model, fit = build(args.model, train, args)
 
     def evaluate():
@@ -122,7 +133,6 @@ def main() -> None:
         if args.max_minutes and time.perf_counter() - t0 > 60 * args.max_minutes and epochs_run < fit["epochs"]:
             raise _OutOfTime
 
-    t0 = time.perf_counter()
     try:
         model.fit(train, callback=callback, **fit)
     except _OutOfTime:
