@@ -126,6 +126,8 @@ FAST = dict(show_progress=False)
                                          lr=0.1), dict(epochs=30, batch_size=64, n_mixed=32)),
     ("two-tower-history-only", lambda: TwoTower(N_USERS, N_ITEMS, 16, user_ids=False, temperature=0.1, lr=0.1),
      dict(epochs=30, batch_size=64)),
+    ("two-tower-shared-history", lambda: TwoTower(N_USERS, N_ITEMS, 16, user_ids=False, shared_history=True,
+                                                  temperature=0.1, lr=0.1), dict(epochs=30, batch_size=64)),
 ])
 def test_implicit_models_learn_groups(implicit, tmp_path, name, make, fit):
     train, held = implicit
@@ -370,6 +372,18 @@ def test_two_tower_index_matches_exact(implicit):
         assert (items == exact_items).float().mean() > 0.95  # ties may swap
 
 
+def test_two_tower_shared_history_reads_the_item_table(implicit):
+    train, _ = implicit
+    model = TwoTower(N_USERS, N_ITEMS, 8, user_ids=False, shared_history=True).fit(train, epochs=2, **FAST)
+    table = model.tables.weight("item").detach()
+    m = train.to_scipy()
+    history_mean = torch.stack([table[m.indices[m.indptr[u]:m.indptr[u + 1]]].mean(0) for u in range(N_USERS)])
+    torch.testing.assert_close(model.user_vectors(), torch.nn.functional.normalize(history_mean, dim=-1))
+    torch.testing.assert_close(model.item_vectors(), torch.nn.functional.normalize(table, dim=-1))
+    separate = TwoTower(N_USERS, N_ITEMS, 8, user_ids=False)
+    assert sum(p.numel() for p in separate.state_dict().values()) > sum(p.numel() for p in model.state_dict().values())
+
+
 def test_two_tower_lr_decay_scales_tables_and_towers_per_epoch(implicit):
     train, _ = implicit
     make = lambda: TwoTower(N_USERS, N_ITEMS, 8, history=False, layers=(8,), lr=0.1)  # noqa: E731
@@ -416,6 +430,8 @@ def test_bad_arguments(implicit):
         MF(N_USERS + 1, N_ITEMS).fit(train)
     with pytest.raises(ValueError, match="kind"):
         NCF(N_USERS, N_ITEMS, "deep")
+    with pytest.raises(ValueError, match="shared_history"):
+        TwoTower(N_USERS, N_ITEMS, history=False, shared_history=True)
     with pytest.raises(ValueError, match="similarity"):
         KNN(N_USERS, N_ITEMS, similarity="jaccard")
     with pytest.raises(RuntimeError, match="fit"):

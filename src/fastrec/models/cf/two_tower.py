@@ -60,6 +60,8 @@ class TwoTower(Recommender):
         n_users, n_items: id counts.
         dim: embedding width.
         history: add the mean of the user's training-item vectors to the user tower.
+        shared_history: the history mean reads the item table (as YouTube DNN / BARS's YoutubeDNN share the
+            watched-item and candidate embeddings) instead of a history table of its own.
         user_ids: give each user an id vector in the user tower (False: the tower is built from the history and the
             user attributes only, which need ``history=True`` or ``user_features``).
         user_features, item_features: sparse attribute matrices ``[n_users|n_items, n_values]`` (weighted bags).
@@ -78,6 +80,7 @@ class TwoTower(Recommender):
         dim: int = 64,
         *,
         history: bool = True,
+        shared_history: bool = False,
         user_ids: bool = True,
         user_features: Any = None,
         item_features: Any = None,
@@ -94,15 +97,21 @@ class TwoTower(Recommender):
         check_positive("temperature", temperature)
         if not user_ids and not history and user_features is None:
             raise ValueError("user_ids=False leaves the user tower empty: it needs history=True or user_features")
+        if shared_history and not history:
+            raise ValueError("shared_history=True needs history=True")
         self.dim, self.history, self.temperature, self.logq = dim, bool(history), float(temperature), bool(logq)
-        self.user_ids = bool(user_ids)
+        self.user_ids, self.shared_history = bool(user_ids), bool(shared_history)
         self.layers = tuple(int(x) for x in layers)
         self.optimizer_name, self.lr = optimizer, lr
         self.user_bags = FeatureBags(user_features) if user_features is not None else None
         self.item_bags = FeatureBags(item_features) if item_features is not None else None
         specs = {"user": (n_users, dim, ("user",))} if self.user_ids else {}  # tables draw their init in this order
-        specs["item"] = (n_items, dim, ("item", "neg"))
-        if self.history:
+        # a table pools all its features or none: sharing the item table with the history bag makes the candidate
+        # lookups bags of one id each
+        self._candidate_suffix = "_bag" if self.shared_history else ""
+        specs["item"] = (n_items, dim, ("item" + self._candidate_suffix, "neg" + self._candidate_suffix)
+                         + (("hist_bag",) if self.shared_history else ()))
+        if self.history and not self.shared_history:
             specs["history"] = (n_items, dim, ("hist_bag",))
         if self.user_bags is not None:
             specs["user_attr"] = (self.user_bags.n_values, dim, ("uattr_bag",))
@@ -142,7 +151,8 @@ class TwoTower(Recommender):
                 ids["uattr_bag"] = self.user_bags.bags(users)
         for key, attr, x in (("item", "iattr_bag", items), ("neg", "nattr_bag", neg)):
             if x is not None:
-                ids[key] = x
+                ids[key + self._candidate_suffix] = ((x, torch.ones_like(x), torch.ones(x.numel()))
+                                                     if self.shared_history else x)
                 if self.item_bags is not None:
                     ids[attr] = self.item_bags.bags(x)
         return ids
@@ -152,7 +162,7 @@ class TwoTower(Recommender):
         return F.normalize(self.user_mlp(v), dim=-1)
 
     def _item_tower(self, out: dict[str, Tensor], key: str, attr: str) -> Tensor:
-        v = out[key]
+        v = out[key + self._candidate_suffix]
         if self.item_bags is not None:
             v = v + out[attr]
         return F.normalize(self.item_mlp(v), dim=-1)
