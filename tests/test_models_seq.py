@@ -270,7 +270,7 @@ def test_caser_windows_cover_every_target_with_the_items_before_it():
     train = model._prepare(seqs)
     covered = {u: set() for u in range(5)}
     n_windows = 0
-    for inp, users, tgt, neg in model._batches(train, 4, 0, 0):
+    for inp, users, tgt, neg, _ in model._batches(train, 4, 0, 0):
         for x, u, t, ng in zip(inp.tolist(), users.tolist(), tgt.tolist(), neg.tolist()):
             s = list(seqs[u])
             real = [i for i in x if i >= 0]
@@ -284,6 +284,26 @@ def test_caser_windows_cover_every_target_with_the_items_before_it():
     assert n_windows == 5 + 1 + 1 + 1  # rows of n > T items: n - T windows; shorter rows: one; a 1-item row: none
     assert all(covered[u] == set(range(1, n)) for u, n in enumerate(lengths))
 
+
+
+def test_caser_loss_weighs_every_target_alike_in_any_batch():
+    """Caser's loss adds up over windows, as SASRec's does: a batch's loss times its windows is the sum of its
+    parts' (a mean over each batch's targets would weigh the targets of a batch of windows that hold fewer than T
+    targets more)."""
+    model = seq.Caser(N_ITEMS, max_len=3, dim=16, n_h=4, n_v=2, dropout=0.0, n_users=40).double().eval()
+    with torch.no_grad():
+        model.out_bias.normal_(generator=torch.Generator().manual_seed(0))  # targets' losses far apart
+    train = model._prepare(histories(n=40))
+    (inp, users, tgt, neg, per_row), = model._batches(train, 1000, 0, 0)
+    n = inp.shape[0]
+    short = (tgt >= 0).sum(1) < 3
+    assert 0 < int(short.sum()) < n
+    assert per_row == pytest.approx(float((tgt >= 0).sum()) / n)
+    with torch.no_grad():
+        whole = model._loss((inp, users, tgt, neg, per_row))[0] * n
+        parts = sum(model._loss((inp[m], users[m], tgt[m], neg[m], per_row))[0] * int(m.sum())
+                    for m in (short, ~short))
+    torch.testing.assert_close(whole, parts, rtol=1e-10, atol=0)
 
 def test_caser_user_ids():
     model = seq.Caser(N_ITEMS, max_len=4, dim=8, n_users=6).eval()
