@@ -27,10 +27,11 @@ MODELS = [
     (seq.SASRec, dict(max_len=12, dim=16, heads=2, layers=2, dropout=0.2)),
     (seq.BERT4Rec, dict(max_len=12, dim=16, heads=2, layers=2, dropout=0.2)),
     (seq.GRU4Rec, dict(max_len=12, dim=16, hidden=24, dropout=0.2, n_sample=8)),
+    (seq.GRU4Rec, dict(max_len=12, dim=16, hidden=16, dropout=0.2, n_sample=8, tied=True)),
     (seq.Caser, dict(max_len=5, dim=16, n_h=4, n_v=2, dropout=0.2)),
     (seq.Caser, dict(max_len=5, dim=16, n_h=4, n_v=2, dropout=0.2, n_users=60)),
 ]
-IDS = ["sasrec", "bert4rec", "gru4rec", "caser", "caser-users"]
+IDS = ["sasrec", "bert4rec", "gru4rec", "gru4rec-tied", "caser", "caser-users"]
 USERS = np.arange(9) * 5  # user ids of histories() for the models with user embeddings
 
 
@@ -146,16 +147,42 @@ def test_scores_do_not_depend_on_batch_padding(cls, kw):
     torch.testing.assert_close(model.full_scores(hs, users=USERS), together)
 
 
-def test_gru4rec_encode_equals_a_step_loop():
-    model = seq.GRU4Rec(N_ITEMS, max_len=30, dim=8, hidden=12).double().eval()
+@pytest.mark.parametrize("tied", [False, True])
+def test_gru4rec_encode_equals_a_step_loop(tied):
+    model = seq.GRU4Rec(N_ITEMS, max_len=30, dim=12, hidden=12, tied=tied).double().eval()
+    assert (model.item_emb is None) == tied
+    inputs = model.out_emb if tied else model.item_emb  # tied: the output item vectors are also the inputs
     hs = histories()
     got = model.full_scores(hs)
     w, b = model.output_vectors()
     for r, h in enumerate(hs):
         state = torch.zeros(1, 1, 12, dtype=torch.float64)
         for item in h:
-            _, state = model.gru(model.item_emb(torch.tensor([[item]])), state)
+            _, state = model.gru(inputs(torch.tensor([[item]])), state)
         torch.testing.assert_close(got[r], state[0, 0] @ w.t() + b)
+
+
+def test_gru4rec_loss_weighs_every_event_alike_in_any_step():
+    """A step's loss is its events' cross-entropies summed and divided by batch_size: the last steps of an epoch,
+    when no session is left to start, hold fewer events, and each weighs as much as an event of a full step (a mean
+    per step would weigh it up to batch_size times more). Reference: each event's state from ``encode`` over its
+    session's prefix, its candidates the step's targets and negatives."""
+    model = seq.GRU4Rec(N_ITEMS, max_len=30, dim=8, hidden=8, loss="softmax", n_sample=5).double().eval()
+    train = model._prepare(histories(n=20))
+    steps = list(model._batches(train, 8, 0, 0))
+    assert {s.slots for s in steps} == {8} and min(s.inputs.numel() for s in steps) < 8
+    w, bias = model.output_vectors()
+    prefixes: list[list[int]] = []
+    with torch.no_grad():
+        for step in steps:
+            prefixes = [[int(i)] if c < 0 else prefixes[c] + [int(i)] for i, c in zip(step.inputs, step.carry)]
+            h = model.encode(model._padded(prefixes))
+            cand = torch.cat([step.targets, step.negatives])
+            logits = h @ w[cand].t() + bias[cand]
+            for r, t in enumerate(step.targets.tolist()):  # the row's target among the others: no negative
+                logits[r, (cand == t) & (torch.arange(cand.numel()) != r)] = float("-inf")
+            want = torch.nn.functional.cross_entropy(logits, torch.arange(len(prefixes)), reduction="sum") / 8
+            torch.testing.assert_close(model._loss(step)[0], want, rtol=1e-10, atol=0)
 
 
 # ---------------------------------------------------------------------------------------------------- training data
@@ -412,6 +439,8 @@ def test_bad_input_raises():
         seq.SASRec(N_ITEMS, loss="hinge")
     with pytest.raises(ValueError, match="loss must be"):
         seq.GRU4Rec(N_ITEMS, loss="bpr")
+    with pytest.raises(ValueError, match="dim must equal hidden"):
+        seq.GRU4Rec(N_ITEMS, dim=8, hidden=12, tied=True)
     with pytest.raises(ValueError, match="divisible"):
         seq.SASRec(N_ITEMS, dim=10, heads=3)
     with pytest.raises(ValueError, match="n_items"):
