@@ -20,7 +20,7 @@ from fastrec.models.seq._sequences import as_jagged, length_batches, pad_left
 from fastrec.models.seq._transformer import TransformerEncoder
 from fastrec.models.seq.gru4rec import session_parallel
 from fastrec.models.seq.reference import ReferenceSASRec, python_negatives
-from fastrec.models.seq.train import lr_factor
+from fastrec.models.seq.train import lr_factor, make_optimizer
 
 N_ITEMS = 40
 MODELS = [
@@ -412,6 +412,30 @@ def test_lr_warmup_and_linear_decay():
     assert moved[0] > 1e-4 and moved[10**9] < 1e-9
 
 
+@pytest.mark.parametrize("optimizer", ["adam", "adamw"])
+def test_adamw_decays_all_but_layernorm_weights_and_biases(optimizer):
+    """With zero gradients, one step of AdamW (decoupled decay) scales exactly the decayed weights by 1 - lr *
+    weight_decay and leaves the LayerNorm weights and the biases alone; Adam's L2 term moves every parameter."""
+    model = seq.BERT4Rec(N_ITEMS, max_len=8, dim=16).double()
+    with torch.no_grad():  # no zero parameter (zero-initialized biases would not move under L2 either)
+        for p in model.parameters():
+            p.normal_(generator=torch.Generator().manual_seed(0))
+    (opt,) = make_optimizer(model, lr=0.1, betas=(0.9, 0.98), weight_decay=0.5, optimizer=optimizer)
+    before = {k: p.detach().clone() for k, p in model.named_parameters()}
+    for p in model.parameters():
+        p.grad = torch.zeros_like(p)
+    opt.step()
+    kept = {k for k in before if k.endswith("bias") or ".ln" in k or k.startswith(("emb_ln", "head.2"))}
+    assert {"out_bias", "emb_ln.weight", "encoder.blocks.0.ln1.weight", "head.2.weight"} <= kept
+    for k, p in model.named_parameters():
+        if optimizer == "adam":
+            assert not torch.equal(p, before[k]), k
+        elif k in kept:
+            assert torch.equal(p, before[k]), k
+        else:
+            torch.testing.assert_close(p, before[k] * (1 - 0.1 * 0.5), rtol=1e-12, atol=0)
+
+
 def test_recommend_excludes_history_and_orders_scores():
     model = seq.SASRec(N_ITEMS, max_len=12, dim=16)
     hs = histories()
@@ -457,6 +481,8 @@ def test_bad_input_raises():
         model.fit(synthetic_interactions(), epochs=1, lr_decay="cosine", progress=False)
     with pytest.raises(ValueError, match="warmup_steps must be"):
         model.fit(synthetic_interactions(), epochs=1, warmup_steps=-1, progress=False)
+    with pytest.raises(ValueError, match="optimizer must be one of"):
+        model.fit(synthetic_interactions(), epochs=1, optimizer="sgd", progress=False)
 
 
 # ---------------------------------------------------------------------------------------------------- learning

@@ -43,8 +43,8 @@ MODELS = {
     "caser": (seq.Caser, dict(max_len=5, dim=50, n_h=16, n_v=4, dropout=0.5, targets=3, n_neg=3),
               dict(batch_size=512, weight_decay=1e-6, eval_every=1)),
 }
-FIT = dict(epochs=200, batch_size=256, lr=1e-3, warmup_steps=0, lr_decay="none", weight_decay=0.0, patience=5,
-           eval_every=2)
+FIT = dict(epochs=200, batch_size=256, lr=1e-3, warmup_steps=0, lr_decay="none", weight_decay=0.0, optimizer="adam",
+           patience=5, eval_every=2)
 PER_DATA = {
     ("gru4rec", "diginetica"): (dict(max_len=70, dim=100, hidden=100, dropout=0.0, loss="softmax", n_sample=2048),
                                 dict(epochs=10, batch_size=512, lr=2e-3, patience=2, eval_every=1)),
