@@ -20,17 +20,18 @@ from fastrec.models.seq._sequences import as_jagged, length_batches, pad_left
 from fastrec.models.seq._transformer import TransformerEncoder
 from fastrec.models.seq.gru4rec import session_parallel
 from fastrec.models.seq.reference import ReferenceSASRec, python_negatives
-from fastrec.models.seq.train import lr_factor
+from fastrec.models.seq.train import lr_factor, make_optimizer
 
 N_ITEMS = 40
 MODELS = [
     (seq.SASRec, dict(max_len=12, dim=16, heads=2, layers=2, dropout=0.2)),
     (seq.BERT4Rec, dict(max_len=12, dim=16, heads=2, layers=2, dropout=0.2)),
     (seq.GRU4Rec, dict(max_len=12, dim=16, hidden=24, dropout=0.2, n_sample=8)),
+    (seq.GRU4Rec, dict(max_len=12, dim=16, hidden=16, dropout=0.2, n_sample=8, tied=True)),
     (seq.Caser, dict(max_len=5, dim=16, n_h=4, n_v=2, dropout=0.2)),
     (seq.Caser, dict(max_len=5, dim=16, n_h=4, n_v=2, dropout=0.2, n_users=60)),
 ]
-IDS = ["sasrec", "bert4rec", "gru4rec", "caser", "caser-users"]
+IDS = ["sasrec", "bert4rec", "gru4rec", "gru4rec-tied", "caser", "caser-users"]
 USERS = np.arange(9) * 5  # user ids of histories() for the models with user embeddings
 
 
@@ -146,16 +147,42 @@ def test_scores_do_not_depend_on_batch_padding(cls, kw):
     torch.testing.assert_close(model.full_scores(hs, users=USERS), together)
 
 
-def test_gru4rec_encode_equals_a_step_loop():
-    model = seq.GRU4Rec(N_ITEMS, max_len=30, dim=8, hidden=12).double().eval()
+@pytest.mark.parametrize("tied", [False, True])
+def test_gru4rec_encode_equals_a_step_loop(tied):
+    model = seq.GRU4Rec(N_ITEMS, max_len=30, dim=12, hidden=12, tied=tied).double().eval()
+    assert (model.item_emb is None) == tied
+    inputs = model.out_emb if tied else model.item_emb  # tied: the output item vectors are also the inputs
     hs = histories()
     got = model.full_scores(hs)
     w, b = model.output_vectors()
     for r, h in enumerate(hs):
         state = torch.zeros(1, 1, 12, dtype=torch.float64)
         for item in h:
-            _, state = model.gru(model.item_emb(torch.tensor([[item]])), state)
+            _, state = model.gru(inputs(torch.tensor([[item]])), state)
         torch.testing.assert_close(got[r], state[0, 0] @ w.t() + b)
+
+
+def test_gru4rec_loss_weighs_every_event_alike_in_any_step():
+    """A step's loss is its events' cross-entropies summed and divided by batch_size: the last steps of an epoch,
+    when no session is left to start, hold fewer events, and each weighs as much as an event of a full step (a mean
+    per step would weigh it up to batch_size times more). Reference: each event's state from ``encode`` over its
+    session's prefix, its candidates the step's targets and negatives."""
+    model = seq.GRU4Rec(N_ITEMS, max_len=30, dim=8, hidden=8, loss="softmax", n_sample=5).double().eval()
+    train = model._prepare(histories(n=20))
+    steps = list(model._batches(train, 8, 0, 0))
+    assert {s.slots for s in steps} == {8} and min(s.inputs.numel() for s in steps) < 8
+    w, bias = model.output_vectors()
+    prefixes: list[list[int]] = []
+    with torch.no_grad():
+        for step in steps:
+            prefixes = [[int(i)] if c < 0 else prefixes[c] + [int(i)] for i, c in zip(step.inputs, step.carry)]
+            h = model.encode(model._padded(prefixes))
+            cand = torch.cat([step.targets, step.negatives])
+            logits = h @ w[cand].t() + bias[cand]
+            for r, t in enumerate(step.targets.tolist()):  # the row's target among the others: no negative
+                logits[r, (cand == t) & (torch.arange(cand.numel()) != r)] = float("-inf")
+            want = torch.nn.functional.cross_entropy(logits, torch.arange(len(prefixes)), reduction="sum") / 8
+            torch.testing.assert_close(model._loss(step)[0], want, rtol=1e-10, atol=0)
 
 
 # ---------------------------------------------------------------------------------------------------- training data
@@ -270,7 +297,7 @@ def test_caser_windows_cover_every_target_with_the_items_before_it():
     train = model._prepare(seqs)
     covered = {u: set() for u in range(5)}
     n_windows = 0
-    for inp, users, tgt, neg in model._batches(train, 4, 0, 0):
+    for inp, users, tgt, neg, _ in model._batches(train, 4, 0, 0):
         for x, u, t, ng in zip(inp.tolist(), users.tolist(), tgt.tolist(), neg.tolist()):
             s = list(seqs[u])
             real = [i for i in x if i >= 0]
@@ -284,6 +311,26 @@ def test_caser_windows_cover_every_target_with_the_items_before_it():
     assert n_windows == 5 + 1 + 1 + 1  # rows of n > T items: n - T windows; shorter rows: one; a 1-item row: none
     assert all(covered[u] == set(range(1, n)) for u, n in enumerate(lengths))
 
+
+
+def test_caser_loss_weighs_every_target_alike_in_any_batch():
+    """Caser's loss adds up over windows, as SASRec's does: a batch's loss times its windows is the sum of its
+    parts' (a mean over each batch's targets would weigh the targets of a batch of windows that hold fewer than T
+    targets more)."""
+    model = seq.Caser(N_ITEMS, max_len=3, dim=16, n_h=4, n_v=2, dropout=0.0, n_users=40).double().eval()
+    with torch.no_grad():
+        model.out_bias.normal_(generator=torch.Generator().manual_seed(0))  # targets' losses far apart
+    train = model._prepare(histories(n=40))
+    (inp, users, tgt, neg, per_row), = model._batches(train, 1000, 0, 0)
+    n = inp.shape[0]
+    short = (tgt >= 0).sum(1) < 3
+    assert 0 < int(short.sum()) < n
+    assert per_row == pytest.approx(float((tgt >= 0).sum()) / n)
+    with torch.no_grad():
+        whole = model._loss((inp, users, tgt, neg, per_row))[0] * n
+        parts = sum(model._loss((inp[m], users[m], tgt[m], neg[m], per_row))[0] * int(m.sum())
+                    for m in (short, ~short))
+    torch.testing.assert_close(whole, parts, rtol=1e-10, atol=0)
 
 def test_caser_user_ids():
     model = seq.Caser(N_ITEMS, max_len=4, dim=8, n_users=6).eval()
@@ -365,6 +412,30 @@ def test_lr_warmup_and_linear_decay():
     assert moved[0] > 1e-4 and moved[10**9] < 1e-9
 
 
+@pytest.mark.parametrize("optimizer", ["adam", "adamw"])
+def test_adamw_decays_all_but_layernorm_weights_and_biases(optimizer):
+    """With zero gradients, one step of AdamW (decoupled decay) scales exactly the decayed weights by 1 - lr *
+    weight_decay and leaves the LayerNorm weights and the biases alone; Adam's L2 term moves every parameter."""
+    model = seq.BERT4Rec(N_ITEMS, max_len=8, dim=16).double()
+    with torch.no_grad():  # no zero parameter (zero-initialized biases would not move under L2 either)
+        for p in model.parameters():
+            p.normal_(generator=torch.Generator().manual_seed(0))
+    (opt,) = make_optimizer(model, lr=0.1, betas=(0.9, 0.98), weight_decay=0.5, optimizer=optimizer)
+    before = {k: p.detach().clone() for k, p in model.named_parameters()}
+    for p in model.parameters():
+        p.grad = torch.zeros_like(p)
+    opt.step()
+    kept = {k for k in before if k.endswith("bias") or ".ln" in k or k.startswith(("emb_ln", "head.2"))}
+    assert {"out_bias", "emb_ln.weight", "encoder.blocks.0.ln1.weight", "head.2.weight"} <= kept
+    for k, p in model.named_parameters():
+        if optimizer == "adam":
+            assert not torch.equal(p, before[k]), k
+        elif k in kept:
+            assert torch.equal(p, before[k]), k
+        else:
+            torch.testing.assert_close(p, before[k] * (1 - 0.1 * 0.5), rtol=1e-12, atol=0)
+
+
 def test_recommend_excludes_history_and_orders_scores():
     model = seq.SASRec(N_ITEMS, max_len=12, dim=16)
     hs = histories()
@@ -392,6 +463,8 @@ def test_bad_input_raises():
         seq.SASRec(N_ITEMS, loss="hinge")
     with pytest.raises(ValueError, match="loss must be"):
         seq.GRU4Rec(N_ITEMS, loss="bpr")
+    with pytest.raises(ValueError, match="dim must equal hidden"):
+        seq.GRU4Rec(N_ITEMS, dim=8, hidden=12, tied=True)
     with pytest.raises(ValueError, match="divisible"):
         seq.SASRec(N_ITEMS, dim=10, heads=3)
     with pytest.raises(ValueError, match="n_items"):
@@ -408,6 +481,8 @@ def test_bad_input_raises():
         model.fit(synthetic_interactions(), epochs=1, lr_decay="cosine", progress=False)
     with pytest.raises(ValueError, match="warmup_steps must be"):
         model.fit(synthetic_interactions(), epochs=1, warmup_steps=-1, progress=False)
+    with pytest.raises(ValueError, match="optimizer must be one of"):
+        model.fit(synthetic_interactions(), epochs=1, optimizer="sgd", progress=False)
 
 
 # ---------------------------------------------------------------------------------------------------- learning

@@ -43,22 +43,24 @@ MODELS = {
     "caser": (seq.Caser, dict(max_len=5, dim=50, n_h=16, n_v=4, dropout=0.5, targets=3, n_neg=3),
               dict(batch_size=512, weight_decay=1e-6, eval_every=1)),
 }
-FIT = dict(epochs=200, batch_size=256, lr=1e-3, warmup_steps=0, lr_decay="none", weight_decay=0.0, patience=5,
-           eval_every=2)
+FIT = dict(epochs=200, batch_size=256, lr=1e-3, warmup_steps=0, lr_decay="none", weight_decay=0.0, optimizer="adam",
+           patience=5, eval_every=2)
 PER_DATA = {
     ("gru4rec", "diginetica"): (dict(max_len=70, dim=100, hidden=100, dropout=0.0, loss="softmax", n_sample=2048),
                                 dict(epochs=10, batch_size=512, lr=2e-3, patience=2, eval_every=1)),
     # picked on Beauty's validation split (benchmarks/quality/results/gru4rec_beauty_s0_tune_*.json): cross-entropy
-    # over popularity negatives beat BPR-max, batch 256 at lr 2e-3 beat batch 64 at 1e-3
-    ("gru4rec", "beauty"): (dict(dim=128, hidden=128, dropout=0.5, loss="softmax", n_sample=4096),
+    # over popularity negatives beat BPR-max, batch 256 at lr 2e-3 beat batch 64 at 1e-3; tied input/output item
+    # vectors beat separate ones (gru4rec_beauty_s0_evloss*.json)
+    ("gru4rec", "beauty"): (dict(dim=128, hidden=128, dropout=0.5, loss="softmax", n_sample=4096, tied=True),
                             dict(batch_size=256, lr=2e-3, eval_every=1, patience=8)),
     # LastFM has 1,090 users (5 batches an epoch): validation sits at the popularity level for ~70 epochs before the
     # models pick up the histories, so early stopping needs a long horizon there
     ("sasrec", "lastfm"): ({}, dict(epochs=400, eval_every=10, patience=10)),
-    # batch 64, mask 0.2, dropout 0.1, random windows over long histories: picked on validation
-    # (benchmarks/quality/results/bert4rec_lastfm_s0_b*.json)
+    # batch 64, mask 0.2, dropout 0.1, random windows over long histories, AdamW with decay 0.01: picked on
+    # validation (benchmarks/quality/results/bert4rec_lastfm_s0_b*.json)
     ("bert4rec", "lastfm"): (dict(mask_prob=0.2, dropout=0.1, random_windows=True),
-                             dict(epochs=400, eval_every=10, patience=10, batch_size=64)),
+                             dict(epochs=400, eval_every=10, patience=10, batch_size=64, optimizer="adamw",
+                                  weight_decay=0.01)),
 }
 
 

@@ -113,12 +113,15 @@ class Caser(SequentialRecommender):
         return rows, first
 
     def _batches(self, data: TrainSequences, batch_size: int, epoch: int, seed: int
-                 ) -> Iterator[tuple[Tensor, Tensor, Tensor, Tensor]]:
+                 ) -> Iterator[tuple[Tensor, Tensor, Tensor, Tensor, float]]:
+        """(inputs, users, targets, negatives, targets per window on average over the training windows): the loss
+        divides by the last times the batch's windows."""
         rng = np.random.default_rng([seed, epoch, 3])
         sampler = NegativeSampler(data.positives, seed=seed * 1_000_003 + epoch)
         rows, first = self._windows(data)
         order = rng.permutation(rows.size)
         starts, ends = data.offsets[rows], data.offsets[rows + 1]
+        per_row = float(np.minimum(ends - first, self.targets).mean())
         before = np.arange(-self.max_len, 0)
         after = np.arange(self.targets)
         for s in range(0, order.size, batch_size):
@@ -129,15 +132,20 @@ class Caser(SequentialRecommender):
             target = np.where(tgt < ends[w, None], data.items[np.minimum(tgt, data.items.size - 1)], -1)
             neg = sampler.sample(rows[w], self.n_neg, offset=s * self.n_neg).astype(np.int64)
             yield (torch.from_numpy(seq), torch.from_numpy(rows[w]), torch.from_numpy(target),
-                   torch.from_numpy(neg))
+                   torch.from_numpy(neg), per_row)
 
-    def _loss(self, batch: tuple[Tensor, Tensor, Tensor, Tensor]) -> tuple[Tensor, int]:
-        seq, users, tgt, neg = (t.to(self.device) for t in batch)
+    def _loss(self, batch: tuple[Tensor, Tensor, Tensor, Tensor, float]) -> tuple[Tensor, int]:
+        """Binary cross-entropy of the targets summed over the batch, divided by a constant per window (the mean
+        number of targets per training window) rather than by the batch's own number of targets, so every target
+        weighs the same in any batch (windows at the end of short sequences hold fewer than T targets); the
+        negatives, ``n_neg`` per window, are averaged."""
+        *tensors, per_row = batch
+        seq, users, tgt, neg = (t.to(self.device) for t in tensors)
         h = self.encode(seq, users if self.n_users else None)
         w, b = self.output_vectors()
         valid = tgt >= 0
         t = tgt.clamp(min=0)
         pos_logit = torch.einsum("bd,btd->bt", h, w[t]) + b[t]
         neg_logit = torch.einsum("bd,btd->bt", h, w[neg]) + b[neg]
-        loss = -F.logsigmoid(pos_logit)[valid].mean() - F.logsigmoid(-neg_logit).mean()
+        loss = -F.logsigmoid(pos_logit)[valid].sum() / (per_row * seq.shape[0]) - F.logsigmoid(-neg_logit).mean()
         return loss, seq.shape[0]

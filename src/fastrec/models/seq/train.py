@@ -17,7 +17,7 @@ from tqdm.auto import tqdm
 from fastrec.data import Interactions, Sessions
 from fastrec.models.seq._sequences import as_jagged, check_int, sequences_of
 
-__all__ = ["FitResult", "TrainSequences", "fit", "lr_factor", "make_optimizer"]
+__all__ = ["FitResult", "TrainSequences", "decayed_parameters", "fit", "lr_factor", "make_optimizer"]
 
 
 @dataclass
@@ -79,17 +79,41 @@ class FitResult:
         return self.sequences / self.train_seconds if self.train_seconds else 0.0
 
 
-def make_optimizer(model: torch.nn.Module, lr: float, betas: tuple[float, float], weight_decay: float
-                   ) -> list[torch.optim.Optimizer]:
+OPTIMIZERS = ("adam", "adamw")
+
+
+def decayed_parameters(model: torch.nn.Module) -> tuple[list[torch.nn.Parameter], list[torch.nn.Parameter]]:
+    """(parameters decoupled weight decay applies to, the others: LayerNorm weights and every bias), as BERT's and
+    BERT4Rec's reference optimizers split them."""
+    norm = {id(p) for m in model.modules() if isinstance(m, torch.nn.LayerNorm) for p in m.parameters()}
+    decay, no_decay = [], []
+    for name, p in model.named_parameters():
+        (no_decay if id(p) in norm or name.rsplit(".", 1)[-1].endswith("bias") else decay).append(p)
+    return decay, no_decay
+
+
+def make_optimizer(model: torch.nn.Module, lr: float, betas: tuple[float, float], weight_decay: float,
+                   optimizer: str = "adam") -> list[torch.optim.Optimizer]:
     """Adam for the dense parameters (torch's fused kernel: one pass per parameter instead of a chain of elementwise
-    ops), and lazy Adam (``SparseAdam``: only the rows a batch touched) for the tables of embeddings built with
-    ``sparse=True``, which large catalogs use to avoid a dense gradient and a dense Adam step per batch."""
+    ops), and lazy Adam (``SparseAdam``: only the rows a batch touched, no weight decay) for the tables of
+    embeddings built with ``sparse=True``, which large catalogs use to avoid a dense gradient and a dense Adam step
+    per batch. ``optimizer="adam"`` adds ``weight_decay`` times the weights to every dense gradient (L2);
+    ``"adamw"`` decays the weights directly (``torch.optim.AdamW``), all dense parameters but the LayerNorm weights
+    and the biases (:func:`decayed_parameters`)."""
+    if optimizer not in OPTIMIZERS:
+        raise ValueError(f"optimizer must be one of {OPTIMIZERS}, got {optimizer!r}")
     sparse = {id(p) for m in model.modules() if isinstance(m, torch.nn.Embedding) and m.sparse
               for p in m.parameters()}
     dense_params = [p for p in model.parameters() if id(p) not in sparse]
     sparse_params = [p for p in model.parameters() if id(p) in sparse]
-    opts: list[torch.optim.Optimizer] = [torch.optim.Adam(dense_params, lr=lr, betas=betas, weight_decay=weight_decay,
-                                                          fused=True)]
+    if optimizer == "adam":
+        dense: torch.optim.Optimizer = torch.optim.Adam(dense_params, lr=lr, betas=betas, weight_decay=weight_decay,
+                                                        fused=True)
+    else:
+        groups = [{"params": [p for p in params if id(p) not in sparse], "weight_decay": wd}
+                  for params, wd in zip(decayed_parameters(model), (weight_decay, 0.0))]
+        dense = torch.optim.AdamW(groups, lr=lr, betas=betas, fused=True)
+    opts: list[torch.optim.Optimizer] = [dense]
     if sparse_params:
         opts.append(torch.optim.SparseAdam(sparse_params, lr=lr, betas=betas))
     return opts
@@ -114,6 +138,7 @@ def fit(
     warmup_steps: int = 0,
     lr_decay: str = "none",
     weight_decay: float = 0.0,
+    optimizer: str = "adam",
     betas: tuple[float, float] = (0.9, 0.98),
     valid: Callable[[Any], dict[str, float]] | None = None,
     monitor: str = "ndcg@10",
@@ -124,13 +149,16 @@ def fit(
     max_seconds: float | None = None,
     progress: bool = True,
 ) -> FitResult:
-    """Trains ``model`` (a :class:`SequentialRecommender`) with Adam.
+    """Trains ``model`` (a :class:`SequentialRecommender`) with Adam or AdamW.
 
     Args:
         epochs: maximum number of passes over the training sequences.
         warmup_steps, lr_decay: the learning rate ramps up linearly over the first ``warmup_steps`` optimizer steps
             and, with ``lr_decay="linear"`` (default ``"none"``), decreases linearly per epoch towards 0 at
             ``epochs`` (see :func:`lr_factor`).
+        weight_decay, optimizer: ``"adam"`` (default) applies ``weight_decay`` as L2 on every dense parameter;
+            ``"adamw"`` as decoupled weight decay, LayerNorm weights and biases excluded (see
+            :func:`make_optimizer`).
         valid: ``model -> {metric: value}`` on the *validation* split (never the test split), called every
             ``eval_every`` epochs; the model with the best ``valid(model)[monitor]`` (higher is better) is kept and
             restored at the end. Without it the last epoch's model is kept.
@@ -150,7 +178,7 @@ def fit(
     if lr_decay not in ("none", "linear"):
         raise ValueError(f"lr_decay must be 'none' or 'linear', got {lr_decay!r}")
     torch.manual_seed(seed)
-    opt = make_optimizer(model, lr, betas, weight_decay)
+    opt = make_optimizer(model, lr, betas, weight_decay, optimizer)
     result = FitResult(best_epoch=-1, best={})
     best_value = -float("inf")
     best_state: dict[str, torch.Tensor] | None = None
