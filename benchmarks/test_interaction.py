@@ -18,7 +18,6 @@ import sys
 import textwrap
 
 import pytest
-import torch
 
 from fastrec.bench import interaction, suite, time_interleaved
 
