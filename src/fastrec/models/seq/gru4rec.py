@@ -8,7 +8,8 @@ BPR-max or TOP1-max (CIKM 2018), summed over the step's events and divided by ``
 epoch, when no session is left to start, steps hold fewer events, and a mean per step would give each of them up to
 ``batch_size`` times the weight of an event of a full step. Like the original, gradients flow through one step (the
 carried state is detached). With ``tied=True`` the input item vectors are the output ones (the "constrained
-embedding" of the later GRU4Rec code). Inference runs the GRU over the history (packed, so padding never enters the recurrence).
+embedding" of the later GRU4Rec code). Inference runs the GRU over the history (packed, so padding never enters the
+recurrence).
 """
 
 from __future__ import annotations

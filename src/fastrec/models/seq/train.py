@@ -88,7 +88,7 @@ def decayed_parameters(model: torch.nn.Module) -> tuple[list[torch.nn.Parameter]
     norm = {id(p) for m in model.modules() if isinstance(m, torch.nn.LayerNorm) for p in m.parameters()}
     decay, no_decay = [], []
     for name, p in model.named_parameters():
-        (no_decay if id(p) in norm or name.rsplit(".", 1)[-1].endswith("bias") else decay).append(p)
+        (no_decay if id(p) in norm or name.endswith("bias") else decay).append(p)
     return decay, no_decay
 
 
