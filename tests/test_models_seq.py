@@ -312,7 +312,6 @@ def test_caser_windows_cover_every_target_with_the_items_before_it():
     assert all(covered[u] == set(range(1, n)) for u, n in enumerate(lengths))
 
 
-
 def test_caser_loss_weighs_every_target_alike_in_any_batch():
     """Caser's loss adds up over windows, as SASRec's does: a batch's loss times its windows is the sum of its
     parts' (a mean over each batch's targets would weigh the targets of a batch of windows that hold fewer than T
@@ -331,6 +330,7 @@ def test_caser_loss_weighs_every_target_alike_in_any_batch():
         parts = sum(model._loss((inp[m], users[m], tgt[m], neg[m], per_row))[0] * int(m.sum())
                     for m in (short, ~short))
     torch.testing.assert_close(whole, parts, rtol=1e-10, atol=0)
+
 
 def test_caser_user_ids():
     model = seq.Caser(N_ITEMS, max_len=4, dim=8, n_users=6).eval()
