@@ -38,7 +38,7 @@ def build(name: str, train: data.Interactions, args: argparse.Namespace):
     """The model and its fit() keyword arguments (the settings each row of the README was measured with)."""
     n_u, n_i = train.shape
     if name == "mf-bpr":
-        model = cf.MF(n_u, n_i, 64, biases=args.biases, optimizer=args.optimizer or "adagrad", lr=args.lr or 0.05,
+        model = cf.MF(n_u, n_i, args.dim or 64, biases=args.biases, optimizer=args.optimizer or "adagrad", lr=args.lr or 0.05,
                       init_std=0.1)
         negatives = dict(shared_neg=args.shared_neg) if args.shared_neg else dict(n_neg=args.n_neg or 4)
         fit = dict(loss="bpr", epochs=args.epochs or 120, batch_size=args.batch_size or 4096,
@@ -46,7 +46,8 @@ def build(name: str, train: data.Interactions, args: argparse.Namespace):
     elif name == "neumf":
         fit = dict(epochs=args.epochs or 10, batch_size=args.batch_size or 4096, n_neg=args.n_neg or 4,
                    shared_neg=args.shared_neg or 0, reg=args.reg or 0.0)
-        ncf = dict(dim=32, layers=(32, 16, 8), lr=args.lr or 1e-3)
+        dim = args.dim or 32  # GMF width; the MLP tower narrows dim -> dim/2 -> dim/4
+        ncf = dict(dim=dim, layers=(dim, dim // 2, dim // 4), lr=args.lr or 1e-3)
         if args.pretrain_epochs:  # the paper's pretraining: GMF and MLP alone, then mixed (alpha .5) and fine-tuned
             parts = [cf.NCF(n_u, n_i, kind=kind, **ncf).fit(train, **{**fit, "epochs": args.pretrain_epochs})
                      for kind in ("gmf", "mlp")]
@@ -58,7 +59,7 @@ def build(name: str, train: data.Interactions, args: argparse.Namespace):
         epochs = args.epochs or 20
         fit = dict(epochs=epochs, batch_size=500, anneal_steps=epochs * 60, anneal_cap=0.2)
     elif name == "two-tower":
-        model = cf.TwoTower(n_u, n_i, 64, history=True, user_ids=not args.no_user_ids,
+        model = cf.TwoTower(n_u, n_i, args.dim or 64, history=True, user_ids=not args.no_user_ids,
                             shared_history=args.shared_history,
                             temperature=args.temperature or 0.1, logq=not args.no_logq,
                             optimizer=args.optimizer or "adagrad", lr=args.lr or 0.05)
@@ -78,6 +79,7 @@ def main() -> None:
     ap.add_argument("model", choices=sorted(PUBLISHED))
     ap.add_argument("--epochs", type=int)
     ap.add_argument("--lr", type=float)
+    ap.add_argument("--dim", type=int, help="embedding width: mf-bpr, two-tower (64), neumf (32; MLP dim-dim/2-dim/4)")
     ap.add_argument("--lr-decay", type=float, default=1.0, help="mf-bpr, two-tower: lr x this after each epoch")
     ap.add_argument("--n-neg", type=int)
     ap.add_argument("--shared-neg", type=int, help="mf-bpr, neumf: N uniform negatives per batch shared by its "
