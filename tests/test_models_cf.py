@@ -12,7 +12,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from fastrec.data import Interactions, NegativeSampler, PointwiseBatches
+from fastrec.data import Interactions, NegativeSampler, PointwiseBatches, TripletBatches
 from fastrec.models.cf import (
     CDAE,
     KNN,
@@ -224,29 +224,63 @@ def test_per_sample_sgd_rejects_other_models(ratings, implicit):
         FMRatings(N_USERS, N_ITEMS, 4, time_bins=2).fit(train, per_sample=True, **FAST)
 
 
-def test_shared_negatives_step_equals_the_formula(implicit):
+@pytest.mark.parametrize("biases, margin", [(True, 0.0), (False, 0.0), (False, -1.5), (True, 0.7)])
+def test_shared_negatives_step_equals_the_formula(implicit, biases, margin):
     """One SGD step on the whole train set with shared negatives equals autograd on the written-out objective:
     mean BPR over the N negatives, the user's own items left out, per-pair regularizer averaged over the negatives."""
     train, _ = implicit
     n_shared, lr, reg, seed = 64, 0.5, 0.1, 3
-    model = MF(N_USERS, N_ITEMS, 4, optimizer="sgd", lr=lr)
-    names = ["user", "item", "user_bias", "item_bias"]
+    model = MF(N_USERS, N_ITEMS, 4, biases=biases, optimizer="sgd", lr=lr)
+    names = ["user", "item"] + (["user_bias", "item_bias"] if biases else [])
     w = {k: model.tables.weight(k).detach().clone().requires_grad_() for k in names}
     rng = np.random.default_rng(seed)  # the draws of fit: the batch order, then the negatives
     order = rng.permutation(train.nnz)
     neg = torch.from_numpy(rng.integers(0, N_ITEMS, n_shared))
     u, i = torch.from_numpy(train.rowids()[order]).long(), torch.from_numpy(train.indices[order]).long()
-    pos = w["user_bias"][u, 0] + w["item_bias"][i, 0] + (w["user"][u] * w["item"][i]).sum(1)
-    negs = w["user_bias"][u] + w["item_bias"][neg, 0] + w["user"][u] @ w["item"][neg].T
+    pos = (w["user"][u] * w["item"][i]).sum(1)
+    negs = w["user"][u] @ w["item"][neg].T
+    if biases:
+        pos = pos + w["user_bias"][u, 0] + w["item_bias"][i, 0]
+        negs = negs + w["user_bias"][u] + w["item_bias"][neg, 0]
     own = torch.from_numpy(train.to_scipy().toarray()[u.numpy()][:, neg.numpy()] > 0)
     assert own.any() and neg.unique().numel() < n_shared  # the case covers accidental positives and repeats
-    bpr = torch.where(own, 0.0, F.softplus(negs - pos[:, None])).sum() / n_shared
-    sq = sum(w[k][ids].square().sum() for k, ids in (("user", u), ("user_bias", u), ("item", i), ("item_bias", i)))
-    sq = sq + (w["item"][neg].square().sum() + w["item_bias"][neg].square().sum()) * (u.numel() / n_shared)
+    bpr = torch.where(own, 0.0, F.softplus(negs - pos[:, None] + margin)).sum() / n_shared
+    touched = [(k, ids) for k, ids in (("user", u), ("user_bias", u), ("item", i), ("item_bias", i)) if k in w]
+    sq = sum(w[k][ids].square().sum() for k, ids in touched)
+    sq = sq + sum(w[k][neg].square().sum() for k in ("item", "item_bias") if k in w) * (u.numel() / n_shared)
     (bpr + 0.5 * reg * sq).backward()
-    model.fit(train, loss="bpr", epochs=1, batch_size=train.nnz, reg=reg, shared_neg=n_shared, seed=seed, **FAST)
+    model.fit(train, loss="bpr", epochs=1, batch_size=train.nnz, reg=reg, shared_neg=n_shared, margin=margin,
+              seed=seed, **FAST)
     for k in names:
         torch.testing.assert_close(model.tables.weight(k).detach(), (w[k] - lr * w[k].grad).detach(), msg=k)
+
+
+@pytest.mark.parametrize("margin", [0.0, -1.0])
+def test_per_pair_bpr_step_equals_the_formula(implicit, margin):
+    """One SGD step of per-pair BPR (the whole train set as one batch) equals autograd on
+    sum softplus(s_neg - s_pos + margin) over the sampler's triplets plus the per-pair regularizer."""
+    train, _ = implicit
+    lr, reg, seed, n_neg = 0.5, 0.1, 3, 2
+    model = MF(N_USERS, N_ITEMS, 4, biases=False, optimizer="sgd", lr=lr)
+    w = {k: model.tables.weight(k).detach().clone().requires_grad_() for k in ("user", "item")}
+    (u, p, n), = TripletBatches(train, batch_size=train.nnz, n_neg=n_neg, seed=seed,
+                                sampler=NegativeSampler(train, seed=seed))
+    u, p, n = u.repeat_interleave(n_neg), p.repeat_interleave(n_neg), n.reshape(-1)
+    s_pos, s_neg = (w["user"][u] * w["item"][p]).sum(1), (w["user"][u] * w["item"][n]).sum(1)
+    sq = w["user"][u].square().sum() + w["item"][p].square().sum() + w["item"][n].square().sum()
+    (F.softplus(s_neg - s_pos + margin).sum() + 0.5 * reg * sq).backward()
+    model.fit(train, loss="bpr", epochs=1, batch_size=train.nnz, n_neg=n_neg, reg=reg, margin=margin, seed=seed,
+              **FAST)
+    for k in w:
+        torch.testing.assert_close(model.tables.weight(k).detach(), (w[k] - lr * w[k].grad).detach(), msg=k)
+
+
+def test_margin_rejects_bad_values(implicit, ratings):
+    for bad in (float("nan"), float("inf")):
+        with pytest.raises(ValueError, match="margin must be a finite number"):
+            MF(N_USERS, N_ITEMS, 4).fit(implicit[0], loss="bpr", margin=bad, **FAST)
+    with pytest.raises(ValueError, match="0 unless loss='bpr'"):
+        MF(N_USERS, N_ITEMS, 4).fit(ratings[0], margin=-1.0, **FAST)
 
 
 def test_shared_negatives_reject_bad_values(implicit, ratings):

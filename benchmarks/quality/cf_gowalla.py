@@ -42,7 +42,7 @@ def build(name: str, train: data.Interactions, args: argparse.Namespace):
                       init_std=0.1)
         negatives = dict(shared_neg=args.shared_neg) if args.shared_neg else dict(n_neg=args.n_neg or 4)
         fit = dict(loss="bpr", epochs=args.epochs or 120, batch_size=args.batch_size or 4096,
-                   reg=1e-2 if args.reg is None else args.reg, lr_decay=args.lr_decay, **negatives)
+                   reg=1e-2 if args.reg is None else args.reg, lr_decay=args.lr_decay, margin=args.margin, **negatives)
     elif name == "neumf":
         fit = dict(epochs=args.epochs or 10, batch_size=args.batch_size or 4096, n_neg=args.n_neg or 4,
                    shared_neg=args.shared_neg or 0, reg=args.reg or 0.0)
@@ -86,6 +86,7 @@ def main() -> None:
                     "positives (mf-bpr: instead of --n-neg per positive; neumf: --n-neg weighs their mean)")
     ap.add_argument("--batch-size", type=int, help="mf-bpr, neumf (default 4096), two-tower (default 2048)")
     ap.add_argument("--reg", type=float, help="L2 weight (mf-bpr, neumf)")
+    ap.add_argument("--margin", type=float, default=0.0, help="mf-bpr: BPR term softplus(s_neg - s_pos + margin)")
     ap.add_argument("--pretrain-epochs", type=int, default=0,
                     help="neumf: first train GMF and MLP alone for this many epochs each (counted in train_s)")
     ap.add_argument("--finetune-lr", type=float, help="neumf with --pretrain-epochs: lr after pretraining (--lr)")

@@ -28,6 +28,7 @@ The factorization machine on ratings is :class:`FMRatings` (same training, FM sc
 
 from __future__ import annotations
 
+import math
 from typing import Any
 
 import numpy as np
@@ -269,6 +270,7 @@ class _FactorModel(Recommender):
         reg: float = 0.02,
         n_neg: int = 1,
         shared_neg: int = 0,
+        margin: float = 0.0,
         lr_decay: float = 1.0,
         seed: int = 0,
         per_sample: bool = False,
@@ -285,6 +287,11 @@ class _FactorModel(Recommender):
         positive's loss is the mean of its BPR terms over the N negatives (a negative that is one of the user's
         train items, the positive included, contributes 0); the regularizer is the per-pair one averaged the same
         way (the negative rows weigh ``B / N`` each), so ``reg`` means what it means with per-pair negatives.
+
+        ``margin`` (``loss="bpr"``): each BPR term is ``softplus(s_neg - s_pos + margin)``; 0 is BPR as published. A
+        negative margin lets a positive count as ranked once it is within ``-margin`` of a negative, which shrinks
+        the many easy negatives' gradients more than the hard ones' (Gowalla with 1,024 shared negatives: -1 is
+        better on validation than 0 for the first 100 epochs).
 
         ``reg``: L2 weight on the rows each example touches (per example, as per-example SGD applies it);
         ``lr_decay``: the learning rate is multiplied by it after each epoch; ``callback(model, epoch)`` runs after
@@ -305,6 +312,9 @@ class _FactorModel(Recommender):
         if not reg >= 0:
             raise ValueError(f"reg must be >= 0, got {reg!r}")
         check_positive("lr_decay", lr_decay)
+        if not math.isfinite(margin) or (margin and loss != "bpr"):
+            raise ValueError(f"margin must be a finite number, and 0 unless loss='bpr'; got {margin!r} with "
+                             f"loss={loss!r}")
         if train.nnz == 0:
             raise ValueError("train has no interactions")
         if per_sample:
@@ -337,22 +347,22 @@ class _FactorModel(Recommender):
                            for b in map(torch.from_numpy, entry_batches(train.nnz, batch_size, rng)))
                 batches = progress(batches, f"epoch {epoch + 1}/{epochs}", show_progress, -(-train.nnz // batch_size))
                 if shared_neg:
-                    self._shared_bpr_epoch(batches, train, shared_neg, reg, rng)
+                    self._shared_bpr_epoch(batches, train, shared_neg, reg, margin, rng)
                 else:
-                    self._minibatch_epoch(batches, loss, reg)
+                    self._minibatch_epoch(batches, loss, reg, margin)
             else:
                 assert triplets is not None
                 batches = ((u.repeat_interleave(n_neg), p.repeat_interleave(n_neg), None, n.reshape(-1), None)
                            for u, p, n in triplets)
                 self._minibatch_epoch(progress(batches, f"epoch {epoch + 1}/{epochs}", show_progress,
-                                               len(triplets)), loss, reg)
+                                               len(triplets)), loss, reg, margin)
             optimizer.lr *= lr_decay
             if callback is not None:
                 callback(self, epoch)
         self.eval()
         return self
 
-    def _minibatch_epoch(self, batches: Any, loss: str, reg: float) -> None:
+    def _minibatch_epoch(self, batches: Any, loss: str, reg: float, margin: float) -> None:
         """One epoch of minibatch steps: each batch's summed objective, the fused optimizer steps in the backward."""
         for u, i, r, neg, days in batches:
             if loss == "bpr" and self.time_bins:
@@ -361,7 +371,7 @@ class _FactorModel(Recommender):
             if loss == "mse":
                 objective = 0.5 * (pos - r).square().sum()
             else:
-                objective = -F.logsigmoid(pos - neg_s).sum()
+                objective = -F.logsigmoid(pos - neg_s - margin).sum()
             objective = objective + 0.5 * reg * regularizer + self._extra_loss(u.numel())
             objective.backward()
 
@@ -379,7 +389,7 @@ class _FactorModel(Recommender):
         """Why this model cannot train with shared negatives (None: it can)."""
         return f"is supported by MF only, not {type(self).__name__}"
 
-    def _shared_bpr_epoch(self, batches: Any, train: Interactions, n_shared: int, reg: float,
+    def _shared_bpr_epoch(self, batches: Any, train: Interactions, n_shared: int, reg: float, margin: float,
                           rng: np.random.Generator) -> None:
         """One BPR epoch with ``n_shared`` uniform negatives per batch shared by all its positives (see fit)."""
         for u, i, _, _, _ in batches:
@@ -390,7 +400,8 @@ class _FactorModel(Recommender):
             out = self.tables(ids, shared=shared)
             pos, regularizer = self._predict(out, u, None, "item")
             hits = accidental_positives(train.indptr, train.indices, u.numpy(), neg.numpy(), self.n_items)
-            objective = _SharedBPR.apply(*self._shared_operands(out, pos), torch.from_numpy(hits))
+            x, y, r = self._shared_operands(out, pos)
+            objective = _SharedBPR.apply(x, y, r - margin, torch.from_numpy(hits))
             regularizer = regularizer + self._sq(out, ["neg", "neg_b"]) * (u.numel() / n_shared)
             (objective + 0.5 * reg * regularizer).backward()
 
