@@ -212,6 +212,15 @@ def test_per_sample_sgd_equals_the_python_loop(ratings, make):
     assert torch.equal(again.score_all(np.arange(N_USERS)), model.score_all(np.arange(N_USERS)))
 
 
+def test_mf_lr_decay_restarts_from_lr_in_each_fit(ratings):
+    train, _ = ratings
+    model, seen = MF(N_USERS, N_ITEMS, 4, lr=0.02), []
+    for epochs in (3, 1):
+        model.fit(train, epochs=epochs, lr_decay=0.5, callback=lambda m, e: seen.append(m.tables.ebc.optimizer.lr),
+                  **FAST)
+    assert seen == pytest.approx([0.01, 0.005, 0.0025, 0.01])
+
+
 def test_per_sample_sgd_rejects_other_models(ratings, implicit):
     train, _ = ratings
     with pytest.raises(ValueError, match="loss='mse'"):

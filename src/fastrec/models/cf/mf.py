@@ -294,8 +294,8 @@ class _FactorModel(Recommender):
         better on validation than 0 for the first 100 epochs).
 
         ``reg``: L2 weight on the rows each example touches (per example, as per-example SGD applies it);
-        ``lr_decay``: the learning rate is multiplied by it after each epoch; ``callback(model, epoch)`` runs after
-        each epoch (e.g. validation).
+        ``lr_decay``: the learning rate is multiplied by it after each epoch (each fit starts from the constructor's
+        ``lr``); ``callback(model, epoch)`` runs after each epoch (e.g. validation).
 
         ``per_sample=True`` (``loss="mse"``, ``optimizer="sgd"``; vanilla or biased MF, or FMRatings without
         attributes and time, which is biased MF): exact per-sample SGD, the classic Funk-SVD / Surprise SVD update
@@ -328,6 +328,7 @@ class _FactorModel(Recommender):
         torch.manual_seed(seed)
         self.train()
         optimizer = self.tables.ebc.optimizer
+        optimizer.lr = self.lr  # every fit restarts from the constructor's rate; lr_decay decays it within the fit
         users_all = torch.from_numpy(train.rowids().astype(np.int64))
         items_all = torch.from_numpy(train.indices.astype(np.int64))
         ratings = torch.from_numpy(train.values)
@@ -495,6 +496,7 @@ class MF(_FactorModel):
         if variational:
             specs["user_logvar"] = (self.n_users, dim * tastes, ("user_lv",))
             specs["item_logvar"] = (self.n_items, dim, ("item_lv", "neg_lv"))
+        self.lr = float(lr)
         self.tables = IdTables(specs, fused_optimizer(optimizer, lr), init_std=init_std, seed=seed)
         self._zero_init(("user_bias", "item_bias", "user_attr_bias", "item_attr_bias", "item_time_bias",
                          "user_drift"))
@@ -684,6 +686,7 @@ class FMRatings(_FactorModel):
         specs = self._table_specs(dim, dim)
         if time_bins:  # the time bin as a field with its own vector
             specs["time_bin"] = (time_bins, dim, ("item_tv", "neg_tv"))
+        self.lr = float(lr)
         self.tables = IdTables(specs, fused_optimizer(optimizer, lr), init_std=init_std, seed=seed)
         self._zero_init(("user_bias", "item_bias", "user_attr_bias", "item_attr_bias", "item_time_bias",
                          "user_drift"))
