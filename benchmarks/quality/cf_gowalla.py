@@ -60,7 +60,7 @@ def build(name: str, train: data.Interactions, args: argparse.Namespace):
         fit = dict(epochs=epochs, batch_size=500, anneal_steps=epochs * 60, anneal_cap=0.2)
     elif name == "two-tower":
         model = cf.TwoTower(n_u, n_i, args.dim or 64, history=True, user_ids=not args.no_user_ids,
-                            shared_history=args.shared_history,
+                            shared_history=args.shared_history, layers=args.layers,
                             temperature=args.temperature or 0.1, logq=not args.no_logq,
                             optimizer=args.optimizer or "adagrad", lr=args.lr or 0.05)
         fit = dict(epochs=args.epochs or 20, batch_size=args.batch_size or 2048, n_mixed=args.n_neg or 0,
@@ -95,6 +95,8 @@ def main() -> None:
     ap.add_argument("--no-logq", action="store_true", help="two-tower without the log-Q correction")
     ap.add_argument("--no-user-ids", action="store_true", help="two-tower: history-only user tower (YouTube DNN)")
     ap.add_argument("--shared-history", action="store_true", help="two-tower: the history mean reads the item table")
+    ap.add_argument("--layers", type=lambda v: tuple(int(x) for x in v.split(",")), default=(),
+                    help="two-tower: MLP widths on each tower, e.g. 128,64 (default: none)")
     ap.add_argument("--optimizer", choices=("sgd", "adagrad", "rowwise_adagrad", "adam"), help="mf-bpr, two-tower")
     ap.add_argument("--valid", action="store_true", help="validate on 10%% of train, never look at test")
     ap.add_argument("--eval-every", type=int, default=10)
