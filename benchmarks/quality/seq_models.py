@@ -56,9 +56,9 @@ PER_DATA = {
     # LastFM has 1,090 users (5 batches an epoch): validation sits at the popularity level for ~70 epochs before the
     # models pick up the histories, so early stopping needs a long horizon there
     ("sasrec", "lastfm"): ({}, dict(epochs=400, eval_every=10, patience=10)),
-    # batch 64, mask 0.2, dropout 0.1, random windows over long histories, AdamW with decay 1.0: picked on
+    # batch 64, mask 0.4, dropout 0.1, random windows over long histories, AdamW with decay 1.0: picked on
     # validation (benchmarks/quality/results/bert4rec_lastfm_s0_b*.json)
-    ("bert4rec", "lastfm"): (dict(mask_prob=0.2, dropout=0.1, random_windows=True),
+    ("bert4rec", "lastfm"): (dict(mask_prob=0.4, dropout=0.1, random_windows=True),
                              dict(epochs=400, eval_every=10, patience=10, batch_size=64, optimizer="adamw",
                                   weight_decay=1.0)),
 }
