@@ -38,8 +38,8 @@ def build(name: str, train: data.Interactions, args: argparse.Namespace):
     """The model and its fit() keyword arguments (the settings each row of the README was measured with)."""
     n_u, n_i = train.shape
     if name == "mf-bpr":
-        model = cf.MF(n_u, n_i, args.dim or 64, biases=args.biases, optimizer=args.optimizer or "adagrad", lr=args.lr or 0.05,
-                      init_std=0.1)
+        model = cf.MF(n_u, n_i, args.dim or 64, biases=args.biases, optimizer=args.optimizer or "adagrad",
+                      lr=args.lr or 0.05, init_std=0.1)
         negatives = dict(shared_neg=args.shared_neg) if args.shared_neg else dict(n_neg=args.n_neg or 4)
         fit = dict(loss="bpr", epochs=args.epochs or 120, batch_size=args.batch_size or 4096,
                    reg=1e-2 if args.reg is None else args.reg, lr_decay=args.lr_decay, margin=args.margin, **negatives)
