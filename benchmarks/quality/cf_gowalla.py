@@ -105,6 +105,10 @@ def main() -> None:
     ap.add_argument("--max-minutes", type=float, help="stop training after the epoch that passes this budget")
     ap.add_argument("--threads", type=int, default=1)
     ap.add_argument("--json", help="append the result as a JSON line to this file")
+    ap.add_argument("--save-every", type=int, help="test runs: save the model every N epochs (with --save-dir), so "
+                    "the epoch chosen on a --valid run can be scored later with --load without looking at the others")
+    ap.add_argument("--save-dir", type=Path, help="folder for --save-every's epoch<N>.pt files")
+    ap.add_argument("--load", type=Path, help="score this saved model on test instead of training one")
     args = ap.parse_args()
     torch.set_num_threads(args.threads)
     train = data.load_user_item_lines(DATA / "gowalla" / "train.txt", user_ids="identity", item_ids="identity")
@@ -115,13 +119,18 @@ def main() -> None:
         train, test = split.train, split.test
     if args.eval_users and not args.valid:
         raise SystemExit("--eval-users needs --valid: test numbers are over every test user")
+    if bool(args.save_every) != bool(args.save_dir):
+        raise SystemExit("--save-every and --save-dir go together")
     users = None
     if args.eval_users:
         with_items = np.flatnonzero(np.diff(test.indptr))
         users = np.sort(np.random.default_rng(0).choice(with_items, min(args.eval_users, with_items.size),
                                                         replace=False))
     t0 = time.perf_counter()
-    model, fit = build(args.model, train, args)
+    if args.load:
+        model, fit = cf.load_model(args.load), {"loaded": str(args.load)}
+    else:
+        model, fit = build(args.model, train, args)
 
     def evaluate():
         return full_ranking(model.score_all, test, train, ks=(20,), metrics=("recall", "ndcg"), users=users,
@@ -137,13 +146,17 @@ def main() -> None:
             r = evaluate()
             curve[epoch + 1] = (round(r["recall@20"], 4), round(r["ndcg@20"], 4))
             print(f"epoch {epoch + 1}: valid recall@20 {r['recall@20']:.4f} ndcg@20 {r['ndcg@20']:.4f}", flush=True)
+        if args.save_every and (epoch + 1) % args.save_every == 0:
+            args.save_dir.mkdir(parents=True, exist_ok=True)
+            m.save(args.save_dir / f"epoch{epoch + 1}.pt")
         if args.max_minutes and time.perf_counter() - t0 > 60 * args.max_minutes and epochs_run < fit["epochs"]:
             raise _OutOfTime
 
-    try:
-        model.fit(train, callback=callback, **fit)
-    except _OutOfTime:
-        model.eval()
+    if not args.load:
+        try:
+            model.fit(train, callback=callback, **fit)
+        except _OutOfTime:
+            model.eval()
     train_s = time.perf_counter() - t0
     t0 = time.perf_counter()
     r = evaluate()
@@ -152,10 +165,10 @@ def main() -> None:
            "ndcg@20": round(r["ndcg@20"], 4), "published": PUBLISHED[args.model], "train_s": round(train_s, 1),
            "eval_s": round(eval_s, 1), "epochs_run": epochs_run, "valid_curve": curve, "fit": fit, "args": vars(args),
            "load": os.getloadavg()[0]}
-    print(json.dumps(row))
+    print(json.dumps(row, default=str))
     if args.json:
         with open(args.json, "a") as f:
-            f.write(json.dumps(row) + "\n")
+            f.write(json.dumps(row, default=str) + "\n")
 
 
 if __name__ == "__main__":
