@@ -9,8 +9,10 @@ items with the user's train items excluded, train and evaluation time.
 ``--valid`` holds out 10% of each user's train items as validation, trains on the rest and reports validation
 metrics every ``--eval-every`` epochs: settings are chosen on it, never on test.txt. Without it the model trains on
 all of train.txt for the given epochs and is evaluated once on test.txt. ``--max-minutes`` stops training after the
-first epoch that ends past the budget (the row then says how many epochs ran). Run with one thread on a shared
-machine: ``OMP_NUM_THREADS=1 NUMBA_NUM_THREADS=1``.
+first epoch that ends past the budget (the row then says how many epochs ran). A test run can save the model every
+``--save-every`` epochs while a ``--valid`` run with the same settings runs beside it; ``--load DIR/epoch<N>.pt``
+then scores only the epoch the validation curve picked. Run with one thread on a shared machine:
+``OMP_NUM_THREADS=1 NUMBA_NUM_THREADS=1``.
 """
 
 from __future__ import annotations
