@@ -123,6 +123,8 @@ def main() -> None:
         raise SystemExit("--eval-users needs --valid: test numbers are over every test user")
     if bool(args.save_every) != bool(args.save_dir):
         raise SystemExit("--save-every and --save-dir go together")
+    if args.save_dir:
+        args.save_dir.mkdir(parents=True, exist_ok=True)
     users = None
     if args.eval_users:
         with_items = np.flatnonzero(np.diff(test.indptr))
@@ -149,7 +151,6 @@ def main() -> None:
             curve[epoch + 1] = (round(r["recall@20"], 4), round(r["ndcg@20"], 4))
             print(f"epoch {epoch + 1}: valid recall@20 {r['recall@20']:.4f} ndcg@20 {r['ndcg@20']:.4f}", flush=True)
         if args.save_every and (epoch + 1) % args.save_every == 0:
-            args.save_dir.mkdir(parents=True, exist_ok=True)
             m.save(args.save_dir / f"epoch{epoch + 1}.pt")
         if args.max_minutes and time.perf_counter() - t0 > 60 * args.max_minutes and epochs_run < fit["epochs"]:
             raise _OutOfTime
