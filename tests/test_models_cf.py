@@ -427,6 +427,23 @@ def test_two_tower_shared_history_reads_the_item_table(implicit):
     assert sum(p.numel() for p in separate.state_dict().values()) > sum(p.numel() for p in model.state_dict().values())
 
 
+@pytest.mark.parametrize("logq", [False, 0.5, True])
+def test_two_tower_logq_weight_scales_the_correction(implicit, logq):
+    train, _ = implicit
+    model = TwoTower(N_USERS, N_ITEMS, 8, logq=logq, temperature=0.5).fit(train, epochs=1, **FAST)
+    g = torch.Generator().manual_seed(0)
+    u = torch.nn.functional.normalize(torch.randn(3, 8, generator=g), dim=-1)
+    cands = torch.nn.functional.normalize(torch.randn(5, 8, generator=g), dim=-1)
+    pos, cand_ids = torch.tensor([4, 7, 4]), torch.tensor([4, 7, 4, 1, 9])  # 3 positives, 2 mixed negatives
+    pop = np.bincount(train.to_scipy().indices, minlength=N_ITEMS)
+    expected_count = np.concatenate([pop[pos.numpy()] / train.nnz * 3, np.full(2, 2 / N_ITEMS)])
+    want = (u @ cands.T).double() / 0.5 - float(logq) * torch.from_numpy(np.log(expected_count))
+    want[0, 2] = want[2, 0] = -torch.inf  # the other copy of item 4 is not a negative of rows 0 and 2
+    torch.testing.assert_close(model._batch_logits(u, cands, pos, cand_ids), want.float())
+    with pytest.raises(ValueError, match="logq"):
+        TwoTower(N_USERS, N_ITEMS, 8, logq=-1.0)
+
+
 def test_two_tower_lr_decay_scales_tables_and_towers_per_epoch(implicit):
     train, _ = implicit
     make = lambda: TwoTower(N_USERS, N_ITEMS, 8, history=False, layers=(8,), lr=0.1)  # noqa: E731

@@ -58,12 +58,14 @@ def build(name: str, train: data.Interactions, args: argparse.Namespace):
             model = cf.NCF(n_u, n_i, kind="neumf", **ncf)
     elif name == "mult-vae":
         model = cf.MultVAE(n_u, n_i, hidden=600, latent=200, lr=args.lr or 1e-3)
-        epochs = args.epochs or 20
-        fit = dict(epochs=epochs, batch_size=500, anneal_steps=epochs * 60, anneal_cap=0.2)
+        epochs, batch_size = args.epochs or 20, args.batch_size or 500
+        steps_per_epoch = -(-int((np.diff(train.indptr) > 0).sum()) // batch_size)
+        fit = dict(epochs=epochs, batch_size=batch_size, anneal_cap=args.anneal_cap,
+                   anneal_steps=(args.anneal_epochs or epochs) * steps_per_epoch)
     elif name == "two-tower":
         model = cf.TwoTower(n_u, n_i, args.dim or 64, history=True, user_ids=not args.no_user_ids,
                             shared_history=args.shared_history, layers=args.layers,
-                            temperature=args.temperature or 0.1, logq=not args.no_logq,
+                            temperature=args.temperature or 0.1, logq=0.0 if args.no_logq else args.logq,
                             optimizer=args.optimizer or "adagrad", lr=args.lr or 0.05)
         fit = dict(epochs=args.epochs or 20, batch_size=args.batch_size or 2048, n_mixed=args.n_neg or 0,
                    lr_decay=args.lr_decay)
@@ -86,7 +88,11 @@ def main() -> None:
     ap.add_argument("--n-neg", type=int)
     ap.add_argument("--shared-neg", type=int, help="mf-bpr, neumf: N uniform negatives per batch shared by its "
                     "positives (mf-bpr: instead of --n-neg per positive; neumf: --n-neg weighs their mean)")
-    ap.add_argument("--batch-size", type=int, help="mf-bpr, neumf (default 4096), two-tower (default 2048)")
+    ap.add_argument("--batch-size", type=int,
+                    help="mf-bpr, neumf (default 4096), two-tower (default 2048), mult-vae (default 500)")
+    ap.add_argument("--anneal-cap", type=float, default=0.2, help="mult-vae: the KL weight's final value")
+    ap.add_argument("--anneal-epochs", type=int,
+                    help="mult-vae: epochs over which the KL weight rises linearly to --anneal-cap (default: all)")
     ap.add_argument("--reg", type=float, help="L2 weight (mf-bpr, neumf)")
     ap.add_argument("--margin", type=float, default=0.0, help="mf-bpr: BPR term softplus(s_neg - s_pos + margin)")
     ap.add_argument("--pretrain-epochs", type=int, default=0,
@@ -95,6 +101,7 @@ def main() -> None:
     ap.add_argument("--biases", action="store_true", help="item (and user) biases (mf-bpr)")
     ap.add_argument("--temperature", type=float)
     ap.add_argument("--no-logq", action="store_true", help="two-tower without the log-Q correction")
+    ap.add_argument("--logq", type=float, default=1.0, help="two-tower: weight of the log-Q correction")
     ap.add_argument("--no-user-ids", action="store_true", help="two-tower: history-only user tower (YouTube DNN)")
     ap.add_argument("--shared-history", action="store_true", help="two-tower: the history mean reads the item table")
     ap.add_argument("--layers", type=lambda v: tuple(int(x) for x in v.split(",")), default=(),

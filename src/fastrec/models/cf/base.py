@@ -40,11 +40,14 @@ def fused_optimizer(name: str, lr: float) -> FusedOptimizer:
 
 
 def dense_optimizer(name: str, params: Sequence[nn.Parameter], lr: float) -> torch.optim.Optimizer | None:
-    """The torch optimizer of the same name for the dense (non-embedding) parameters; None when there are none."""
+    """The torch optimizer of the same name for the dense (non-embedding) parameters; None when there are none.
+
+    Fused (one pass over each tensor): torch's default multi-pass step cost 9x more on a 40,981 x 600 decoder
+    (Mult-VAE: 200 ms against 23 ms an Adam step at one thread), more than the layer's forward product."""
     params = [p for p in params if p.requires_grad]
     if name not in _DENSE:
         raise ValueError(f"optimizer must be one of {sorted(_DENSE)}, got {name!r}")
-    return _DENSE[name](params, lr=lr) if params else None
+    return _DENSE[name](params, lr=lr, fused=True) if params else None
 
 
 def set_lr(tables: FusedOptimizer, dense: torch.optim.Optimizer | None, lr: float) -> None:

@@ -67,7 +67,8 @@ class TwoTower(Recommender):
         user_features, item_features: sparse attribute matrices ``[n_users|n_items, n_values]`` (weighted bags).
         layers: widths of an MLP on top of each tower (empty: none; the last width is the output).
         temperature: softmax temperature of the cosine logits.
-        logq: apply the log-Q correction.
+        logq: weight of the log-Q correction (True or 1: the full correction; False or 0: none; in between, each
+            logit loses that fraction of its log expected count).
         optimizer, lr: fused optimizer of the embedding tables (and torch optimizer of the MLPs).
         init_std: embeddings start N(0, init_std^2).
         seed: initialization seed.
@@ -86,7 +87,7 @@ class TwoTower(Recommender):
         item_features: Any = None,
         layers: Sequence[int] = (),
         temperature: float = 0.1,
-        logq: bool = True,
+        logq: float = 1.0,
         optimizer: str = "adagrad",
         lr: float = 0.05,
         init_std: float = 0.1,
@@ -95,11 +96,13 @@ class TwoTower(Recommender):
         super().__init__(n_users, n_items)
         check_positive("dim", dim, integer=True)
         check_positive("temperature", temperature)
+        if isinstance(logq, str) or not float(logq) >= 0:
+            raise ValueError(f"logq must be a weight >= 0 (or a bool), got {logq!r}")
         if not user_ids and not history and user_features is None:
             raise ValueError("user_ids=False leaves the user tower empty: it needs history=True or user_features")
         if shared_history and not history:
             raise ValueError("shared_history=True needs history=True")
-        self.dim, self.history, self.temperature, self.logq = dim, bool(history), float(temperature), bool(logq)
+        self.dim, self.history, self.temperature, self.logq = dim, bool(history), float(temperature), float(logq)
         self.user_ids, self.shared_history = bool(user_ids), bool(shared_history)
         self.layers = tuple(int(x) for x in layers)
         self.optimizer_name, self.lr = optimizer, lr
@@ -226,6 +229,21 @@ class TwoTower(Recommender):
         return scores, ids
 
     # ---- training ----
+    def _batch_logits(self, u: Tensor, cands: Tensor, pos: Tensor, cand_ids: Tensor) -> Tensor:
+        """InfoNCE logits ``[b, len(cand_ids)]`` of a batch: cosines / temperature, minus ``logq`` x the log of each
+        candidate's expected count among the candidates (the b positives drawn by popularity, the rest uniformly
+        by the sampler), with the other copies of a row's positive item masked out."""
+        b, m = pos.numel(), cand_ids.numel() - pos.numel()
+        logits = (u @ cands.T) / self.temperature
+        if self.logq:
+            correction = self.log_popularity[pos] + float(np.log(b))
+            if m:
+                correction = torch.cat([correction, torch.full((m,), float(np.log(m / self.n_items)))])
+            logits = logits - self.logq * correction
+        same = cand_ids[None, :] == pos[:, None]
+        same[torch.arange(b), torch.arange(b)] = False
+        return logits.masked_fill(same, -torch.inf)
+
     def fit(
         self,
         train: Interactions,
@@ -257,7 +275,6 @@ class TwoTower(Recommender):
                                  sampler=NegativeSampler(train, seed=seed))
         dense = dense_optimizer(self.optimizer_name,
                                 [p for n, p in self.named_parameters() if "tables" not in n], self.lr)
-        log_uniform = float(np.log(1.0 / self.n_items))
         self.train()
         for epoch in range(epochs):
             set_lr(self.tables.ebc.optimizer, dense, self.lr * lr_decay ** epoch)
@@ -272,16 +289,7 @@ class TwoTower(Recommender):
                 if m:
                     cands = torch.cat([cands, self._item_tower(out, "neg", "nattr_bag")[:m]])
                     cand_ids = torch.cat([pos, neg_ids[:m]])
-                logits = (u @ cands.T) / self.temperature
-                if self.logq:  # expected count of each candidate among the batch's candidates
-                    correction = self.log_popularity[pos] + float(np.log(b))
-                    if m:
-                        correction = torch.cat([correction, torch.full((m,), log_uniform + float(np.log(m)))])
-                    logits = logits - correction
-                same = cand_ids[None, :] == pos[:, None]
-                same[torch.arange(b), torch.arange(b)] = False
-                logits = logits.masked_fill(same, -torch.inf)
-                loss = F.cross_entropy(logits, torch.arange(b))
+                loss = F.cross_entropy(self._batch_logits(u, cands, pos, cand_ids), torch.arange(b))
                 if dense is not None:
                     dense.zero_grad(set_to_none=True)
                 loss.backward()
