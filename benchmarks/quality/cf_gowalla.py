@@ -117,7 +117,8 @@ def main() -> None:
     ap.add_argument("--save-every", type=int, help="test runs: save the model every N epochs (with --save-dir), so "
                     "the epoch chosen on a --valid run can be scored later with --load without looking at the others")
     ap.add_argument("--save-dir", type=Path, help="folder for --save-every's epoch<N>.pt files")
-    ap.add_argument("--load", type=Path, help="score this saved model on test instead of training one")
+    ap.add_argument("--load", type=Path, help="score this saved model on test instead of training one (the row's "
+                    "train_s is then null: the training time is the saving run's)")
     args = ap.parse_args()
     torch.set_num_threads(args.threads)
     train = data.load_user_item_lines(DATA / "gowalla" / "train.txt", user_ids="identity", item_ids="identity")
@@ -172,7 +173,7 @@ def main() -> None:
     r = evaluate()
     eval_s = time.perf_counter() - t0
     row = {"model": args.model, "split": "valid" if args.valid else "test", "recall@20": round(r["recall@20"], 4),
-           "ndcg@20": round(r["ndcg@20"], 4), "published": PUBLISHED[args.model], "train_s": round(train_s, 1),
+           "ndcg@20": round(r["ndcg@20"], 4), "published": PUBLISHED[args.model], "train_s": None if args.load else round(train_s, 1),
            "eval_s": round(eval_s, 1), "epochs_run": epochs_run, "valid_curve": curve, "fit": fit, "args": vars(args),
            "load": os.getloadavg()[0]}
     print(json.dumps(row, default=str))
