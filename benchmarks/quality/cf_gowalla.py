@@ -174,8 +174,8 @@ def main() -> None:
     r = evaluate()
     eval_s = time.perf_counter() - t0
     row = {"model": args.model, "split": "valid" if args.valid else "test", "recall@20": round(r["recall@20"], 4),
-           "ndcg@20": round(r["ndcg@20"], 4), "published": PUBLISHED[args.model], "train_s": None if args.load else round(train_s, 1),
-           "eval_s": round(eval_s, 1), "epochs_run": epochs_run, "valid_curve": curve, "fit": fit, "args": vars(args),
+           "ndcg@20": round(r["ndcg@20"], 4), "published": PUBLISHED[args.model],
+           "train_s": None if args.load else round(train_s, 1), "eval_s": round(eval_s, 1), "epochs_run": epochs_run, "valid_curve": curve, "fit": fit, "args": vars(args),
            "load": os.getloadavg()[0]}
     print(json.dumps(row, default=str))
     if args.json:
