@@ -117,6 +117,10 @@ FAST = dict(show_progress=False)
      dict(epochs=30, batch_size=128, shared_neg=16)),
     ("mlp-shared", lambda: NCF(N_USERS, N_ITEMS, "mlp", 16, (32, 16, 8), lr=0.03),
      dict(epochs=30, batch_size=128, shared_neg=16)),
+    ("neumf-bpr", lambda: NCF(N_USERS, N_ITEMS, "neumf", 16, (32, 16, 8), lr=0.01),
+     dict(epochs=30, batch_size=128, loss="bpr", n_neg=2)),
+    ("neumf-bpr-shared", lambda: NCF(N_USERS, N_ITEMS, "neumf", 16, (32, 16, 8), lr=0.01),
+     dict(epochs=30, batch_size=128, loss="bpr", shared_neg=16)),
     ("mult-vae", lambda: MultVAE(N_USERS, N_ITEMS, 32, 8, lr=0.01), dict(epochs=60, batch_size=16,
                                                                          anneal_steps=200)),
     ("mult-dae", lambda: MultDAE(N_USERS, N_ITEMS, 32, 8, lr=0.01), dict(epochs=60, batch_size=16)),
@@ -320,14 +324,15 @@ def test_mf_bpr_is_reproducible(implicit):
     assert torch.equal(c.score_all([0, 1]), d.score_all([0, 1]))
 
 
-@pytest.mark.parametrize("kind", ["neumf", "gmf"])
-def test_ncf_shared_negatives_step_equals_the_formula(implicit, kind):
+@pytest.mark.parametrize("kind, loss", [("neumf", "log"), ("gmf", "log"), ("neumf", "bpr")])
+def test_ncf_shared_negatives_step_equals_the_formula(implicit, kind, loss):
     """One SGD step on the whole train set with shared negatives equals autograd on the written-out objective,
-    every logit from a forward per (user, item) pair: (sum of the positives' log losses + n_neg * each positive's
-    mean negative log loss over the N negatives, the user's own items left out, + the per-pair L2 terms averaged
-    the same way) / (B * (1 + n_neg))."""
+    every logit from a forward per (user, item) pair. Log loss: (sum of the positives' log losses + n_neg * each
+    positive's mean negative log loss over the N negatives, the user's own items left out, + the per-pair L2 terms
+    averaged the same way) / (B * (1 + n_neg)). BPR: the mean over positives of the mean BPR term over its N pairs
+    (own items again left out), with each pair's L2 terms averaged the same way."""
     train, _ = implicit
-    n_shared, n_neg, lr, reg, seed = 64, 3, 0.5, 0.1, 3
+    n_shared, n_neg, lr, reg, seed = 64, (3 if loss == "log" else None), 0.5, 0.1, 3
     model = NCF(N_USERS, N_ITEMS, kind, 4, (8, 6, 4), optimizer="sgd", lr=lr, init_std=0.3)
     names = ["user_gmf", "item_gmf"] + (["user_mlp", "item_mlp"] if kind == "neumf" else [])
     w = {k: model.tables.weight(k).detach().clone().requires_grad_() for k in names}
@@ -348,14 +353,21 @@ def test_ncf_shared_negatives_step_equals_the_formula(implicit, kind):
     negs = logits(u.repeat_interleave(n_shared), neg.repeat(b)).view(b, n_shared)
     own = torch.from_numpy(train.to_scipy().toarray()[u.numpy()][:, neg.numpy()] > 0)
     assert own.any() and neg.unique().numel() < n_shared  # the case covers accidental positives and repeats
-    negative = torch.where(own, 0.0, F.softplus(negs)).sum(1) / n_shared
+    pos = logits(u, i)
 
     def sq(side, ids):
         return sum(w[k][ids].square().sum(-1) for k in names if k.startswith(side))
 
-    pair_l2 = sq("user", u) + sq("item", i) + n_neg * (sq("user", u) + sq("item", neg).mean())  # per positive
-    ((F.softplus(-logits(u, i)) + n_neg * negative + 0.5 * reg * pair_l2).sum() / (b * (1 + n_neg))).backward()
-    model.fit(train, epochs=1, batch_size=train.nnz, n_neg=n_neg, shared_neg=n_shared, reg=reg, seed=seed, **FAST)
+    if loss == "log":
+        negative = torch.where(own, 0.0, F.softplus(negs)).sum(1) / n_shared
+        pair_l2 = sq("user", u) + sq("item", i) + n_neg * (sq("user", u) + sq("item", neg).mean())  # per positive
+        ((F.softplus(-pos) + n_neg * negative + 0.5 * reg * pair_l2).sum() / (b * (1 + n_neg))).backward()
+    else:
+        pairs = torch.where(own, 0.0, F.softplus(negs - pos[:, None])).sum(1) / n_shared
+        pair_l2 = sq("user", u) + sq("item", i) + sq("item", neg).mean()
+        ((pairs + 0.5 * reg * pair_l2).sum() / b).backward()
+    model.fit(train, epochs=1, batch_size=train.nnz, n_neg=n_neg, shared_neg=n_shared, reg=reg, loss=loss, seed=seed,
+              **FAST)
     for k in names:
         torch.testing.assert_close(model.tables.weight(k).detach(), (w[k] - lr * w[k].grad).detach(), msg=k)
     trained = dict(model.named_parameters())
@@ -371,6 +383,10 @@ def test_ncf_shared_negatives_reject_bad_values(implicit):
         NCF(N_USERS, N_ITEMS, "gmf", 4).fit(implicit[0], epochs=1, shared_neg=8, n_neg=0, **FAST)
     with pytest.raises(ValueError, match="reg must be >= 0"):
         NCF(N_USERS, N_ITEMS, "gmf", 4).fit(implicit[0], epochs=1, reg=-1.0, **FAST)
+    with pytest.raises(ValueError, match="loss must be one of"):
+        NCF(N_USERS, N_ITEMS, "gmf", 4).fit(implicit[0], epochs=1, loss="hinge", **FAST)
+    with pytest.raises(ValueError, match="leave n_neg unset, got 4"):
+        NCF(N_USERS, N_ITEMS, "gmf", 4).fit(implicit[0], epochs=1, loss="bpr", shared_neg=8, n_neg=4, **FAST)
 
 
 def test_ncf_per_pair_step_equals_the_formula(implicit):
@@ -391,6 +407,39 @@ def test_ncf_per_pair_step_equals_the_formula(implicit):
     model.fit(train, epochs=1, batch_size=train.nnz, n_neg=n_neg, reg=reg, seed=seed, **FAST)
     for k in names:
         torch.testing.assert_close(model.tables.weight(k).detach(), (w[k] - lr * w[k].grad).detach(), msg=k)
+
+
+def test_ncf_bpr_per_pair_step_equals_the_formula(implicit):
+    """One SGD step with BPR and per-pair negatives: autograd on the mean of softplus(s_neg - s_pos) over the
+    B x n_neg pairs fit draws + 0.5 reg * each pair's user, positive and negative rows, every logit from a plain
+    forward; a row that is both a positive and a negative gets one aggregated update."""
+    train, _ = implicit
+    lr, reg, n_neg, seed = 0.5, 0.1, 3, 4
+    model = NCF(N_USERS, N_ITEMS, "neumf", 4, (8, 4), optimizer="sgd", lr=lr, init_std=0.3)
+    names = ["user_gmf", "item_gmf", "user_mlp", "item_mlp"]
+    w = {k: model.tables.weight(k).detach().clone().requires_grad_() for k in names}
+    ref = copy.deepcopy(nn.ModuleDict({"mlp": model.mlp, "output": model.output}))
+
+    def logits(u, i):
+        h = torch.cat([w["user_gmf"][u] * w["item_gmf"][i], ref["mlp"](torch.cat([w["user_mlp"][u],
+                                                                                  w["item_mlp"][i]], -1))], -1)
+        return ref["output"](h).squeeze(-1)
+
+    u, i, n = next(iter(TripletBatches(train, batch_size=train.nnz, n_neg=n_neg, seed=seed,
+                                       sampler=NegativeSampler(train, seed=seed))))
+    assert np.isin(n.numpy(), i.numpy()).any()  # some items are positives of one pair and negatives of another
+
+    def sq(side, ids):
+        return sum(w[k][ids].square().sum(-1) for k in names if k.startswith(side))
+
+    l2 = (n_neg * (sq("user", u) + sq("item", i)) + sq("item", n).sum(1)).sum() / n.numel()
+    (F.softplus(logits(u[:, None].expand_as(n), n) - logits(u, i)[:, None]).mean() + 0.5 * reg * l2).backward()
+    model.fit(train, epochs=1, batch_size=train.nnz, n_neg=n_neg, reg=reg, loss="bpr", seed=seed, **FAST)
+    for k in names:
+        torch.testing.assert_close(model.tables.weight(k).detach(), (w[k] - lr * w[k].grad).detach(), msg=k)
+    trained = dict(model.named_parameters())
+    for k, p in ref.named_parameters():
+        torch.testing.assert_close(trained[k].detach(), (p - lr * p.grad).detach(), msg=k)
 
 
 def test_neumf_from_pretrained_scores_as_the_mix(implicit):

@@ -5,6 +5,7 @@ items with the user's train items excluded, train and evaluation time.
     python benchmarks/quality/cf_gowalla.py mf-bpr --shared-neg 1024 --batch-size 1024   # negatives shared by a batch
     python benchmarks/quality/cf_gowalla.py neumf --shared-neg 256 --n-neg 4   # each positive: 4 x mean over 256
     python benchmarks/quality/cf_gowalla.py neumf --pretrain-epochs 10   # GMF and MLP first, as the NCF paper
+    python benchmarks/quality/cf_gowalla.py neumf --loss bpr --shared-neg 256   # BPR against the mean over 256
 
 ``--valid`` holds out 10% of each user's train items as validation, trains on the rest and reports validation
 metrics every ``--eval-every`` epochs: settings are chosen on it, never on test.txt. Without it the model trains on
@@ -46,8 +47,8 @@ def build(name: str, train: data.Interactions, args: argparse.Namespace):
         fit = dict(loss="bpr", epochs=args.epochs or 120, batch_size=args.batch_size or 4096,
                    reg=1e-2 if args.reg is None else args.reg, lr_decay=args.lr_decay, margin=args.margin, **negatives)
     elif name == "neumf":
-        fit = dict(epochs=args.epochs or 10, batch_size=args.batch_size or 4096, n_neg=args.n_neg or 4,
-                   shared_neg=args.shared_neg or 0, reg=args.reg or 0.0)
+        fit = dict(epochs=args.epochs or 10, batch_size=args.batch_size or 4096, n_neg=args.n_neg,
+                   shared_neg=args.shared_neg or 0, reg=args.reg or 0.0, loss=args.loss)
         dim = args.dim or 32  # GMF width; the MLP tower narrows dim -> dim/2 -> dim/4
         ncf = dict(dim=dim, layers=(dim, dim // 2, dim // 4), lr=args.lr or 1e-3)
         if args.pretrain_epochs:  # the paper's pretraining: GMF and MLP alone, then mixed (alpha .5) and fine-tuned
@@ -87,7 +88,7 @@ def main() -> None:
     ap.add_argument("--lr-decay", type=float, default=1.0, help="mf-bpr, two-tower: lr x this after each epoch")
     ap.add_argument("--n-neg", type=int)
     ap.add_argument("--shared-neg", type=int, help="mf-bpr, neumf: N uniform negatives per batch shared by its "
-                    "positives (mf-bpr: instead of --n-neg per positive; neumf: --n-neg weighs their mean)")
+                    "positives (mf-bpr: instead of --n-neg per positive; neumf: --n-neg weighs their mean in the log loss)")
     ap.add_argument("--batch-size", type=int,
                     help="mf-bpr, neumf (default 4096), two-tower (default 2048), mult-vae (default 500)")
     ap.add_argument("--dropout", type=float, default=0.5, help="mult-vae: input dropout rate")
@@ -96,6 +97,8 @@ def main() -> None:
                     help="mult-vae: epochs over which the KL weight rises linearly to --anneal-cap (default: all)")
     ap.add_argument("--reg", type=float, help="L2 weight (mf-bpr, neumf)")
     ap.add_argument("--margin", type=float, default=0.0, help="mf-bpr: BPR term softplus(s_neg - s_pos + margin)")
+    ap.add_argument("--loss", choices=("log", "bpr"), default="log",
+                    help="neumf: log loss (the NCF paper) or BPR (NGCF's NeuMF baseline)")
     ap.add_argument("--pretrain-epochs", type=int, default=0,
                     help="neumf: first train GMF and MLP alone for this many epochs each (counted in train_s)")
     ap.add_argument("--finetune-lr", type=float, help="neumf with --pretrain-epochs: lr after pretraining (--lr)")

@@ -1,7 +1,8 @@
 """Neural collaborative filtering (He et al., WWW 2017): GMF, MLP and NeuMF, trained pointwise with log loss on each
 positive and ``n_neg`` sampled negatives (fastrec's numba sampler), or against ``shared_neg`` negatives that every
-positive of a batch shares. NeuMF may start from trained GMF and MLP models (:meth:`NCF.from_pretrained`, the paper's
-pretraining, with the output layers mixed by ``alpha``).
+positive of a batch shares; or pairwise with BPR (``loss="bpr"``, as NGCF trains its NeuMF baseline). NeuMF may
+start from trained GMF and MLP models (:meth:`NCF.from_pretrained`, the paper's pretraining, with the output layers
+mixed by ``alpha``).
 
 BPR-MF, the paper's baseline, is :class:`fastrec.models.cf.MF` with ``biases=False`` trained with ``loss="bpr"``.
 
@@ -20,7 +21,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from fastrec.data import Interactions, NegativeSampler, PointwiseBatches
+from fastrec.data import Interactions, NegativeSampler, PointwiseBatches, TripletBatches
 from fastrec.models.cf.base import (
     IdTables,
     Recommender,
@@ -37,6 +38,7 @@ from fastrec.models.cf.base import (
 __all__ = ["NCF"]
 
 KINDS = ("gmf", "mlp", "neumf")
+LOSSES = ("log", "bpr")
 _PART = {"g": "gmf", "m": "mlp"}  # feature suffix -> table suffix
 
 
@@ -166,16 +168,17 @@ class NCF(Recommender):
         *,
         epochs: int = 20,
         batch_size: int = 4096,
-        n_neg: int = 4,
+        n_neg: int | None = None,
         shared_neg: int = 0,
         reg: float = 0.0,
+        loss: str = "log",
         seed: int = 0,
         show_progress: bool = True,
         callback: Any = None,
     ) -> NCF:
-        """Log loss on every positive of ``train`` and ``n_neg`` uniform negatives each (resampled every epoch),
-        averaged over the batch's B * (1 + n_neg) examples. ``reg``: L2 weight on the embedding rows each example
-        touches (``0.5 * reg * (|user rows|^2 + |item rows|^2)`` per example, averaged like the log loss).
+        """Log loss on every positive of ``train`` and ``n_neg`` uniform negatives each (default 4; resampled every
+        epoch), averaged over the batch's B * (1 + n_neg) examples. ``reg``: L2 weight on the embedding rows each
+        example touches (``0.5 * reg * (|user rows|^2 + |item rows|^2)`` per example, averaged like the log loss).
 
         ``shared_neg = N > 0``: each batch of ``batch_size`` positives draws N uniform negatives that all its
         positives share instead; every positive's negative term is ``n_neg`` times the mean of its N negative log
@@ -184,10 +187,20 @@ class NCF(Recommender):
         :meth:`_grid` (one [B, N, layers[1]] MLP activation, the N rows looked up once), so hundreds of negatives
         per positive cost what a few per-pair ones do; the regularizer is averaged the same way (per positive: its
         user rows 1 + n_neg times, its item rows once, each negative's rows ``n_neg / N`` times).
-        ``callback(model, epoch)`` runs after each epoch."""
+
+        ``loss="bpr"``: ``softplus(s_neg - s_pos)`` per (positive, negative) pair instead, averaged over the pairs
+        (``n_neg`` per positive, default 1), with ``0.5 * reg * (|user|^2 + |item|^2 + |negative|^2)`` per pair.
+        With ``shared_neg = N`` each positive's term is the mean over its N pairs (accidental positives again 0)
+        and ``n_neg`` must be left unset. ``callback(model, epoch)`` runs after each epoch."""
         train = interactions_like(train, self)
         check_positive("epochs", epochs, integer=True)
         check_positive("batch_size", batch_size, integer=True)
+        if loss not in LOSSES:
+            raise ValueError(f"loss must be one of {LOSSES}, got {loss!r}")
+        if loss == "bpr" and shared_neg and n_neg is not None:
+            raise ValueError(f"loss='bpr' with shared_neg > 0 pairs each positive with the shared negatives: leave "
+                             f"n_neg unset, got {n_neg!r}")
+        n_neg = (1 if loss == "bpr" else 4) if n_neg is None else n_neg
         check_positive("n_neg", n_neg, integer=True)
         if not reg >= 0:
             raise ValueError(f"reg must be >= 0, got {reg!r}")
@@ -201,8 +214,8 @@ class NCF(Recommender):
             items_all = torch.from_numpy(train.indices.astype(np.int64))
             n_batches = -(-train.nnz // batch_size)
         else:
-            batches = PointwiseBatches(train, batch_size=batch_size, n_neg=n_neg, seed=seed,
-                                       sampler=NegativeSampler(train, seed=seed))
+            batches = (TripletBatches if loss == "bpr" else PointwiseBatches)(
+                train, batch_size=batch_size, n_neg=n_neg, seed=seed, sampler=NegativeSampler(train, seed=seed))
             n_batches = len(batches)
         dense = dense_optimizer(self.optimizer_name, [p for n, p in self.named_parameters() if "tables" not in n],
                                 self.lr)
@@ -217,35 +230,59 @@ class NCF(Recommender):
                 if shared_neg:
                     u, i = step
                     neg = torch.from_numpy(rng.integers(0, self.n_items, shared_neg))
-                    loss = self._shared_loss(u, i, neg, n_neg, reg, train)
+                    objective = self._shared_loss(u, i, neg, n_neg, reg, train, loss)
+                elif loss == "bpr":
+                    objective = self._pairwise_loss(*step, reg)
                 else:
                     u, i, y = step
                     out = self.tables(self._ids(u, i))
-                    loss = F.binary_cross_entropy_with_logits(self._logits(out), y)
+                    objective = F.binary_cross_entropy_with_logits(self._logits(out), y)
                     if reg:
-                        loss = loss + 0.5 * reg * sum(v.square().sum() for v in out.values()) / u.numel()
+                        objective = objective + 0.5 * reg * sum(v.square().sum() for v in out.values()) / u.numel()
                 dense.zero_grad(set_to_none=True)
-                loss.backward()
+                objective.backward()
                 dense.step()
             if callback is not None:
                 callback(self, epoch)
         self.eval()
         return self
 
+    def _pairwise_loss(self, users: Tensor, items: Tensor, neg: Tensor, reg: float) -> Tensor:
+        """The per-pair BPR objective of :meth:`fit` for positives (users, items) [B] and negatives neg [B, n_neg],
+        all rows in one lookup."""
+        b, n_neg = neg.shape
+        out = self.tables({**self._ids(users, items), **{f"neg_{k}": neg for k in self._parts()}})
+        pairs = {}
+        for k in self._parts():
+            pairs[f"user_{k}"] = out[f"user_{k}"].repeat_interleave(n_neg, 0)
+            pairs[f"item_{k}"] = out[f"neg_{k}"].reshape(b * n_neg, -1)
+        margin = self._logits(pairs).view(b, n_neg) - self._logits(out)[:, None]
+        total = F.softplus(margin).sum()
+        if reg:  # per pair: its user, positive and negative rows
+            total = total + 0.5 * reg * sum((1 if k.startswith("neg") else n_neg) * v.square().sum()
+                                            for k, v in out.items())
+        return total / (b * n_neg)
+
     def _shared_loss(self, users: Tensor, items: Tensor, neg: Tensor, n_neg: int, reg: float,
-                     train: Interactions) -> Tensor:
+                     train: Interactions, loss: str) -> Tensor:
         """The shared-negative objective of :meth:`fit` for positives (users, items) [B] and negatives neg [N]."""
         out = self.tables(self._ids(users, items), shared={f"neg_{k}": neg for k in self._parts()})
         pos = self._logits(out)
         grid = self._grid({k: out[f"user_{k}"] for k in self._parts()}, {k: out[f"neg_{k}"] for k in self._parts()})
-        terms = F.softplus(grid)  # log loss of label 0
+        bpr = loss == "bpr"
+        terms = F.softplus(grid - pos[:, None] if bpr else grid)  # BPR of each pair, or the log loss of label 0
         hits = accidental_positives(train.indptr, train.indices, users.numpy(), neg.numpy(), self.n_items)
         terms = terms.view(-1).index_fill(0, torch.from_numpy(hits), 0.0)
-        total = F.softplus(-pos).sum() + terms.sum() * (n_neg / neg.numel())
+        # per positive, BPR: the mean over its N pairs (one example); log loss: its own term + n_neg x the mean
+        # negative term (1 + n_neg examples)
+        neg_weight, per_positive = (1, 1) if bpr else (n_neg, 1 + n_neg)
+        total = terms.sum() * (neg_weight / neg.numel())
+        if not bpr:
+            total = total + F.softplus(-pos).sum()
         if reg:
-            weight = {"user": 1.0 + n_neg, "item": 1.0, "neg": n_neg * users.numel() / neg.numel()}
+            weight = {"user": per_positive, "item": 1.0, "neg": neg_weight * users.numel() / neg.numel()}
             total = total + 0.5 * reg * sum(weight[k.split("_")[0]] * v.square().sum() for k, v in out.items())
-        return total / (users.numel() * (1 + n_neg))
+        return total / (users.numel() * per_positive)
 
     @classmethod
     def from_pretrained(cls, gmf: NCF, mlp: NCF, alpha: float = 0.5, **kwargs: Any) -> NCF:
