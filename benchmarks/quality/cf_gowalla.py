@@ -88,7 +88,8 @@ def main() -> None:
     ap.add_argument("--lr-decay", type=float, default=1.0, help="mf-bpr, two-tower: lr x this after each epoch")
     ap.add_argument("--n-neg", type=int)
     ap.add_argument("--shared-neg", type=int, help="mf-bpr, neumf: N uniform negatives per batch shared by its "
-                    "positives (mf-bpr: instead of --n-neg per positive; neumf: --n-neg weighs their mean in the log loss)")
+                    "positives (mf-bpr: instead of --n-neg per positive; neumf: --n-neg weighs their mean in the log "
+                    "loss)")
     ap.add_argument("--batch-size", type=int,
                     help="mf-bpr, neumf (default 4096), two-tower (default 2048), mult-vae (default 500)")
     ap.add_argument("--dropout", type=float, default=0.5, help="mult-vae: input dropout rate")
@@ -178,7 +179,8 @@ def main() -> None:
     eval_s = time.perf_counter() - t0
     row = {"model": args.model, "split": "valid" if args.valid else "test", "recall@20": round(r["recall@20"], 4),
            "ndcg@20": round(r["ndcg@20"], 4), "published": PUBLISHED[args.model],
-           "train_s": None if args.load else round(train_s, 1), "eval_s": round(eval_s, 1), "epochs_run": epochs_run, "valid_curve": curve, "fit": fit, "args": vars(args),
+           "train_s": None if args.load else round(train_s, 1), "eval_s": round(eval_s, 1), "epochs_run": epochs_run,
+           "valid_curve": curve, "fit": fit, "args": vars(args),
            "load": os.getloadavg()[0]}
     print(json.dumps(row, default=str))
     if args.json:
