@@ -4,6 +4,7 @@ all items, round-trips through save/load exactly, and rejects bad input; KNN agr
 from __future__ import annotations
 
 import copy
+import math
 
 import numpy as np
 import pytest
@@ -123,6 +124,8 @@ FAST = dict(show_progress=False)
      dict(epochs=30, batch_size=128, loss="bpr", shared_neg=16)),
     ("mult-vae", lambda: MultVAE(N_USERS, N_ITEMS, 32, 8, lr=0.01), dict(epochs=60, batch_size=16,
                                                                          anneal_steps=200)),
+    ("mult-vae-xavier", lambda: MultVAE(N_USERS, N_ITEMS, 32, 8, init="xavier", lr=0.01),
+     dict(epochs=60, batch_size=16, anneal_steps=200)),
     ("mult-dae", lambda: MultDAE(N_USERS, N_ITEMS, 32, 8, lr=0.01), dict(epochs=60, batch_size=16)),
     ("cdae", lambda: CDAE(N_USERS, N_ITEMS, 16, lr=0.01), dict(epochs=60, batch_size=16)),
     ("two-tower", lambda: TwoTower(N_USERS, N_ITEMS, 16, temperature=0.1, lr=0.1), dict(epochs=30, batch_size=64)),
@@ -513,6 +516,25 @@ def test_two_tower_lr_decay_scales_tables_and_towers_per_epoch(implicit):
         torch.testing.assert_close(frozen.state_dict()[name], one.state_dict()[name], rtol=0, atol=1e-7, msg=name)
     with pytest.raises(ValueError, match="lr_decay"):
         make().fit(train, epochs=1, lr_decay=0.0, **FAST)
+
+
+def test_mult_vae_xavier_init_follows_the_paper_code():
+    """init="xavier": each weight uniform within +-sqrt(6 / (fan_in + fan_out)) and spread over it, the input table
+    counted as the [n_items -> hidden] layer it is; biases within +-0.002 with std about 0.001."""
+    n_items, hidden, latent = 3000, 60, 20
+    model = MultVAE(N_USERS, n_items, hidden, latent, init="xavier", seed=1)
+    weights = {"input": model.tables.weight("input"), "encoder": model.encoder.weight,
+               "decoder_hidden": model.decoder[0].weight, "decoder_out": model.decoder[2].weight}
+    for name, w in weights.items():
+        bound = math.sqrt(6 / sum(w.shape))
+        assert w.abs().max() <= bound and w.abs().max() > 0.99 * bound, name
+        assert abs(w.std().item() - bound / math.sqrt(3)) < 0.02 * bound, name
+    biases = torch.cat([model.input_bias, model.encoder.bias, model.decoder[0].bias, model.decoder[2].bias])
+    assert biases.abs().max() <= 0.002 and 0.0006 < biases.std() < 0.0011
+    default = MultVAE(N_USERS, n_items, hidden, latent, seed=1)  # nn.Linear's: the input table is +-1/sqrt(n_items)
+    assert default.tables.weight("input").abs().max() <= 1 / math.sqrt(n_items) < 0.5 * math.sqrt(6 / (n_items + 60))
+    with pytest.raises(ValueError, match="init must be 'torch' or 'xavier', got 'he'"):
+        MultVAE(N_USERS, n_items, init="he")
 
 
 def test_recommend_pads_when_items_run_out(implicit):

@@ -58,7 +58,7 @@ def build(name: str, train: data.Interactions, args: argparse.Namespace):
         else:
             model = cf.NCF(n_u, n_i, kind="neumf", **ncf)
     elif name == "mult-vae":
-        model = cf.MultVAE(n_u, n_i, hidden=600, latent=200, dropout=args.dropout, lr=args.lr or 1e-3)
+        model = cf.MultVAE(n_u, n_i, hidden=600, latent=200, dropout=args.dropout, init=args.init, lr=args.lr or 1e-3)
         epochs, batch_size = args.epochs or 20, args.batch_size or 500
         steps_per_epoch = -(-int((np.diff(train.indptr) > 0).sum()) // batch_size)
         fit = dict(epochs=epochs, batch_size=batch_size, anneal_cap=args.anneal_cap,
@@ -94,6 +94,8 @@ def main() -> None:
                     help="mf-bpr, neumf (default 4096), two-tower (default 2048), mult-vae (default 500)")
     ap.add_argument("--dropout", type=float, default=0.5, help="mult-vae: input dropout rate")
     ap.add_argument("--anneal-cap", type=float, default=0.2, help="mult-vae: the KL weight's final value")
+    ap.add_argument("--init", choices=("torch", "xavier"), default="torch",
+                    help="mult-vae: nn.Linear's initialization or the paper code's (Xavier weights, tiny biases)")
     ap.add_argument("--anneal-epochs", type=int,
                     help="mult-vae: epochs over which the KL weight rises linearly to --anneal-cap (default: all)")
     ap.add_argument("--reg", type=float, help="L2 weight (mf-bpr, neumf)")

@@ -364,23 +364,34 @@ class MultVAE(_RowAutoencoder):
         dropout: input dropout rate (0.5).
         variational: VAE (True) or DAE (False).
         reg: L2 weight on the dense weights (the DAE's lambda; 0 for the VAE in the paper).
+        init: ``"torch"`` (nn.Linear's default for every layer) or ``"xavier"`` (the paper's code: Xavier-uniform
+            weights, biases N(0, 0.001^2) truncated at two standard deviations).
         optimizer, lr, seed: as :class:`AutoRec`.
     """
 
     def __init__(self, n_users: int, n_items: int, hidden: int = 600, latent: int = 200, *, dropout: float = 0.5,
-                 variational: bool = True, reg: float = 0.0, optimizer: str = "adam", lr: float = 1e-3,
-                 seed: int = 0) -> None:
+                 variational: bool = True, reg: float = 0.0, init: str = "torch", optimizer: str = "adam",
+                 lr: float = 1e-3, seed: int = 0) -> None:
         super().__init__(n_users, n_items)
         check_positive("hidden", hidden, integer=True)
         check_positive("latent", latent, integer=True)
         if not 0 <= dropout < 1:
             raise ValueError(f"dropout must be in [0, 1), got {dropout!r}")
+        if init not in ("torch", "xavier"):
+            raise ValueError(f"init must be 'torch' or 'xavier', got {init!r}")
         self.dropout, self.variational, self.reg = float(dropout), bool(variational), float(reg)
         self.latent = latent
         torch.manual_seed(seed)
         self._make_input_table(n_items, hidden, optimizer, lr, seed)
         self.encoder = nn.Linear(hidden, 2 * latent if variational else latent)
         self.decoder = nn.Sequential(nn.Linear(latent, hidden), nn.Tanh(), nn.Linear(hidden, n_items))
+        if init == "xavier":
+            with torch.no_grad():
+                nn.init.xavier_uniform_(self.tables.weight("input"))  # [n_items, hidden]: fan in + out as a layer
+                for m in (self.encoder, self.decoder[0], self.decoder[2]):
+                    nn.init.xavier_uniform_(m.weight)
+                for b in (self.input_bias, self.encoder.bias, self.decoder[0].bias, self.decoder[2].bias):
+                    nn.init.trunc_normal_(b, std=0.001, a=-0.002, b=0.002)
         self.anneal_steps, self.anneal_cap = 200000, 0.2
         self._kl = torch.zeros(())
 
@@ -428,6 +439,7 @@ class MultDAE(MultVAE):
     """Mult-DAE: :class:`MultVAE` without the variational layer (the paper's DAE: dropout 0.5, L2 ``reg``)."""
 
     def __init__(self, n_users: int, n_items: int, hidden: int = 600, latent: int = 200, *, dropout: float = 0.5,
-                 reg: float = 0.01, optimizer: str = "adam", lr: float = 1e-3, seed: int = 0) -> None:
-        super().__init__(n_users, n_items, hidden, latent, dropout=dropout, variational=False, reg=reg,
+                 reg: float = 0.01, init: str = "torch", optimizer: str = "adam", lr: float = 1e-3,
+                 seed: int = 0) -> None:
+        super().__init__(n_users, n_items, hidden, latent, dropout=dropout, variational=False, reg=reg, init=init,
                          optimizer=optimizer, lr=lr, seed=seed)
