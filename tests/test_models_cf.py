@@ -392,30 +392,12 @@ def test_ncf_shared_negatives_reject_bad_values(implicit):
         NCF(N_USERS, N_ITEMS, "gmf", 4).fit(implicit[0], epochs=1, loss="bpr", shared_neg=8, n_neg=4, **FAST)
 
 
-def test_ncf_per_pair_step_equals_the_formula(implicit):
-    """One SGD step, per-pair negatives, with reg: autograd on the mean log loss + 0.5 reg * the rows' squares
-    per example, on the batch fit draws."""
-    train, _ = implicit
-    lr, reg, n_neg, seed = 0.5, 0.1, 2, 4
-    model = NCF(N_USERS, N_ITEMS, "neumf", 4, (8, 4), optimizer="sgd", lr=lr, init_std=0.3)
-    names = ["user_gmf", "item_gmf", "user_mlp", "item_mlp"]
-    w = {k: model.tables.weight(k).detach().clone().requires_grad_() for k in names}
-    ref = copy.deepcopy(nn.ModuleDict({"mlp": model.mlp, "output": model.output}))
-    u, i, y = next(iter(PointwiseBatches(train, batch_size=train.nnz, n_neg=n_neg, seed=seed,
-                                         sampler=NegativeSampler(train, seed=seed))))
-    h = torch.cat([w["user_gmf"][u] * w["item_gmf"][i],
-                   ref["mlp"](torch.cat([w["user_mlp"][u], w["item_mlp"][i]], 1))], 1)
-    l2 = sum(w[k][u if k.startswith("user") else i].square().sum() for k in names) / u.numel()
-    (F.binary_cross_entropy_with_logits(ref["output"](h).squeeze(1), y) + 0.5 * reg * l2).backward()
-    model.fit(train, epochs=1, batch_size=train.nnz, n_neg=n_neg, reg=reg, seed=seed, **FAST)
-    for k in names:
-        torch.testing.assert_close(model.tables.weight(k).detach(), (w[k] - lr * w[k].grad).detach(), msg=k)
-
-
-def test_ncf_bpr_per_pair_step_equals_the_formula(implicit):
-    """One SGD step with BPR and per-pair negatives: autograd on the mean of softplus(s_neg - s_pos) over the
-    B x n_neg pairs fit draws + 0.5 reg * each pair's user, positive and negative rows, every logit from a plain
-    forward; a row that is both a positive and a negative gets one aggregated update."""
+@pytest.mark.parametrize("loss", ["log", "bpr"])
+def test_ncf_per_pair_step_equals_the_formula(implicit, loss):
+    """One SGD step with per-pair negatives and reg on the batch fit draws equals autograd with every logit from a
+    plain forward. Log loss: the mean log loss over the B * (1 + n_neg) examples + 0.5 reg * each example's rows.
+    BPR: the mean of softplus(s_neg - s_pos) over the B x n_neg pairs + 0.5 reg * each pair's user, positive and
+    negative rows (a row that is both a positive and a negative gets one aggregated update)."""
     train, _ = implicit
     lr, reg, n_neg, seed = 0.5, 0.1, 3, 4
     model = NCF(N_USERS, N_ITEMS, "neumf", 4, (8, 4), optimizer="sgd", lr=lr, init_std=0.3)
@@ -428,16 +410,22 @@ def test_ncf_bpr_per_pair_step_equals_the_formula(implicit):
                                                                                   w["item_mlp"][i]], -1))], -1)
         return ref["output"](h).squeeze(-1)
 
-    u, i, n = next(iter(TripletBatches(train, batch_size=train.nnz, n_neg=n_neg, seed=seed,
-                                       sampler=NegativeSampler(train, seed=seed))))
-    assert np.isin(n.numpy(), i.numpy()).any()  # some items are positives of one pair and negatives of another
-
     def sq(side, ids):
         return sum(w[k][ids].square().sum(-1) for k in names if k.startswith(side))
 
-    l2 = (n_neg * (sq("user", u) + sq("item", i)) + sq("item", n).sum(1)).sum() / n.numel()
-    (F.softplus(logits(u[:, None].expand_as(n), n) - logits(u, i)[:, None]).mean() + 0.5 * reg * l2).backward()
-    model.fit(train, epochs=1, batch_size=train.nnz, n_neg=n_neg, reg=reg, loss="bpr", seed=seed, **FAST)
+    batching = TripletBatches if loss == "bpr" else PointwiseBatches
+    batches = batching(train, batch_size=train.nnz, n_neg=n_neg, seed=seed, sampler=NegativeSampler(train, seed=seed))
+    if loss == "log":
+        u, i, y = next(iter(batches))
+        l2 = (sq("user", u) + sq("item", i)).mean()
+        objective = F.binary_cross_entropy_with_logits(logits(u, i), y) + 0.5 * reg * l2
+    else:
+        u, i, n = next(iter(batches))
+        assert np.isin(n.numpy(), i.numpy()).any()  # some items are positives of one pair and negatives of another
+        l2 = (n_neg * (sq("user", u) + sq("item", i)) + sq("item", n).sum(1)).sum() / n.numel()
+        objective = F.softplus(logits(u[:, None].expand_as(n), n) - logits(u, i)[:, None]).mean() + 0.5 * reg * l2
+    objective.backward()
+    model.fit(train, epochs=1, batch_size=train.nnz, n_neg=n_neg, reg=reg, loss=loss, seed=seed, **FAST)
     for k in names:
         torch.testing.assert_close(model.tables.weight(k).detach(), (w[k] - lr * w[k].grad).detach(), msg=k)
     trained = dict(model.named_parameters())
