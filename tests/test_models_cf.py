@@ -525,6 +525,21 @@ def test_mult_vae_xavier_init_follows_the_paper_code():
         MultVAE(N_USERS, n_items, init="he")
 
 
+def test_mult_vae_kl_weight_is_the_paper_codes_schedule():
+    """beta = min(anneal_cap, update / anneal_steps): linear from 0 at a slope of 1 / anneal_steps, flat at the
+    cap (the paper's code: 200000 steps, cap 0.2, so 0.2 from update 40000 on)."""
+    model = MultVAE(N_USERS, N_ITEMS, 8, 4)
+    model._set_loss_args(anneal_steps=200, anneal_cap=0.6)
+    logits, kl = torch.zeros(2, N_ITEMS), torch.tensor(3.0)
+    bags = (torch.tensor([1, 5]), torch.tensor([1, 1]), torch.ones(2), torch.tensor([0, 1]))
+    base = model._loss((logits, kl), bags, 2, 0)
+    assert base.item() == pytest.approx(math.log(N_ITEMS))  # the multinomial NLL alone at update 0
+    for step, beta in ((50, 0.25), (100, 0.5), (120, 0.6), (1000, 0.6)):
+        assert (model._loss((logits, kl), bags, 2, step) - base).item() == pytest.approx(beta * 3.0), step
+    with pytest.raises(ValueError, match="anneal_cap"):
+        model._set_loss_args(anneal_steps=200, anneal_cap=-0.1)
+
+
 def test_recommend_pads_when_items_run_out(implicit):
     train, _ = implicit
     model = MF(N_USERS, N_ITEMS, 4).fit(train, loss="bpr", epochs=1, **FAST)

@@ -97,7 +97,8 @@ def main() -> None:
     ap.add_argument("--init", choices=("torch", "xavier"), default="torch",
                     help="mult-vae: nn.Linear's initialization or the paper code's (Xavier weights, tiny biases)")
     ap.add_argument("--anneal-epochs", type=int,
-                    help="mult-vae: epochs over which the KL weight rises linearly to --anneal-cap (default: all)")
+                    help="mult-vae: the KL weight is min(--anneal-cap, epochs so far / this) (the paper code's "
+                    "total_anneal_steps, counted in epochs; default: --epochs)")
     ap.add_argument("--reg", type=float, help="L2 weight (mf-bpr, neumf)")
     ap.add_argument("--margin", type=float, default=0.0, help="mf-bpr: BPR term softplus(s_neg - s_pos + margin)")
     ap.add_argument("--loss", choices=("log", "bpr"), default="log",

@@ -7,7 +7,7 @@
 - :class:`CDAE` (Wu et al., WSDM 2016): a denoising autoencoder of the implicit row with a per-user input node,
   sigmoid outputs, log loss over all items.
 - :class:`MultVAE` / :class:`MultDAE` (Liang et al., WWW 2018): multinomial likelihood over the row, variational
-  (KL annealed linearly up to ``anneal_cap`` over ``anneal_steps`` updates) or denoising.
+  (KL weight ``min(anneal_cap, updates / anneal_steps)``, the paper code's annealing) or denoising.
 
 The first layer of every encoder is a weighted bag of rows of an item (or user) table looked up by fastrec's fused
 embedding bag: a sparse input row costs its nonzeros, not ``n_items`` dense columns, and the table is updated in the
@@ -355,8 +355,9 @@ class CDAE(_RowAutoencoder):
 class MultVAE(_RowAutoencoder):
     """Mult-VAE (``variational=True``) / Mult-DAE: ``[n_items] -> hidden -> latent -> hidden -> [n_items]`` with
     tanh, the input L2-normalized and dropped out at rate ``dropout``, a multinomial log-likelihood (log-softmax over
-    the items, summed over the row's items), and for the VAE the KL term weighted by beta, annealed linearly from 0
-    to ``anneal_cap`` over ``anneal_steps`` updates (the paper's 200000 / 0.2).
+    the items, summed over the row's items), and for the VAE the KL term weighted by
+    ``beta = min(anneal_cap, updates / anneal_steps)`` (``fit`` keywords; the paper's code: 200000 and 0.2, so beta
+    rises linearly from 0 and stays at 0.2 from update 40000 on).
 
     Args:
         n_users, n_items: id counts.
