@@ -124,7 +124,7 @@ FAST = dict(show_progress=False)
      dict(epochs=30, batch_size=128, loss="bpr", shared_neg=16)),
     ("mult-vae", lambda: MultVAE(N_USERS, N_ITEMS, 32, 8, lr=0.01), dict(epochs=60, batch_size=16,
                                                                          anneal_steps=200)),
-    ("mult-vae-xavier", lambda: MultVAE(N_USERS, N_ITEMS, 32, 8, init="xavier", lr=0.01),
+    ("mult-vae-torch-init", lambda: MultVAE(N_USERS, N_ITEMS, 32, 8, init="torch", lr=0.01),
      dict(epochs=60, batch_size=16, anneal_steps=200)),
     ("mult-dae", lambda: MultDAE(N_USERS, N_ITEMS, 32, 8, lr=0.01), dict(epochs=60, batch_size=16)),
     ("cdae", lambda: CDAE(N_USERS, N_ITEMS, 16, lr=0.01), dict(epochs=60, batch_size=16)),
@@ -507,10 +507,10 @@ def test_two_tower_lr_decay_scales_tables_and_towers_per_epoch(implicit):
 
 
 def test_mult_vae_xavier_init_follows_the_paper_code():
-    """init="xavier": each weight uniform within +-sqrt(6 / (fan_in + fan_out)) and spread over it, the input table
-    counted as the [n_items -> hidden] layer it is; biases within +-0.002 with std about 0.001."""
+    """init="xavier" (the default): each weight uniform within +-sqrt(6 / (fan_in + fan_out)) and spread over it,
+    the input table counted as the [n_items -> hidden] layer it is; biases within +-0.002 with std about 0.001."""
     n_items, hidden, latent = 3000, 60, 20
-    model = MultVAE(N_USERS, n_items, hidden, latent, init="xavier", seed=1)
+    model = MultVAE(N_USERS, n_items, hidden, latent, seed=1)  # the default
     weights = {"input": model.tables.weight("input"), "encoder": model.encoder.weight,
                "decoder_hidden": model.decoder[0].weight, "decoder_out": model.decoder[2].weight}
     for name, w in weights.items():
@@ -519,8 +519,8 @@ def test_mult_vae_xavier_init_follows_the_paper_code():
         assert abs(w.std().item() - bound / math.sqrt(3)) < 0.02 * bound, name
     biases = torch.cat([model.input_bias, model.encoder.bias, model.decoder[0].bias, model.decoder[2].bias])
     assert biases.abs().max() <= 0.002 and 0.0006 < biases.std() < 0.0011
-    default = MultVAE(N_USERS, n_items, hidden, latent, seed=1)  # nn.Linear's: the input table is +-1/sqrt(n_items)
-    assert default.tables.weight("input").abs().max() <= 1 / math.sqrt(n_items) < 0.5 * math.sqrt(6 / (n_items + 60))
+    torch_init = MultVAE(N_USERS, n_items, hidden, latent, init="torch", seed=1)  # the input table +-1/sqrt(n_items)
+    assert torch_init.tables.weight("input").abs().max() <= 1 / math.sqrt(n_items) < 0.5 * math.sqrt(6 / (n_items + 60))
     with pytest.raises(ValueError, match="init must be 'torch' or 'xavier', got 'he'"):
         MultVAE(N_USERS, n_items, init="he")
 

@@ -94,8 +94,8 @@ def main() -> None:
                     help="mf-bpr, neumf (default 4096), two-tower (default 2048), mult-vae (default 500)")
     ap.add_argument("--dropout", type=float, default=0.5, help="mult-vae: input dropout rate")
     ap.add_argument("--anneal-cap", type=float, default=0.2, help="mult-vae: the KL weight's final value")
-    ap.add_argument("--init", choices=("torch", "xavier"), default="torch",
-                    help="mult-vae: nn.Linear's initialization or the paper code's (Xavier weights, tiny biases)")
+    ap.add_argument("--init", choices=("xavier", "torch"), default="xavier",
+                    help="mult-vae: the paper code's initialization (Xavier weights, tiny biases) or nn.Linear's")
     ap.add_argument("--anneal-epochs", type=int,
                     help="mult-vae: the KL weight is min(--anneal-cap, epochs so far / this) (the paper code's "
                     "total_anneal_steps, counted in epochs; default: --epochs)")

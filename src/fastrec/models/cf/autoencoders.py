@@ -365,13 +365,15 @@ class MultVAE(_RowAutoencoder):
         dropout: input dropout rate (0.5).
         variational: VAE (True) or DAE (False).
         reg: L2 weight on the dense weights (the DAE's lambda; 0 for the VAE in the paper).
-        init: ``"torch"`` (nn.Linear's default for every layer) or ``"xavier"`` (the paper's code: Xavier-uniform
-            weights, biases N(0, 0.001^2) truncated at two standard deviations).
+        init: ``"xavier"`` (the paper's code: Xavier-uniform weights, biases N(0, 0.001^2) truncated at two
+            standard deviations) or ``"torch"`` (nn.Linear's default for every layer). On Gowalla (validation
+            recall@20, same settings) Xavier led at every epoch: .1623 / .1771 / .1815 / .1853 after 5 / 10 / 20 /
+            25 epochs against .1535 / .1725 / .1805 / .1810.
         optimizer, lr, seed: as :class:`AutoRec`.
     """
 
     def __init__(self, n_users: int, n_items: int, hidden: int = 600, latent: int = 200, *, dropout: float = 0.5,
-                 variational: bool = True, reg: float = 0.0, init: str = "torch", optimizer: str = "adam",
+                 variational: bool = True, reg: float = 0.0, init: str = "xavier", optimizer: str = "adam",
                  lr: float = 1e-3, seed: int = 0) -> None:
         super().__init__(n_users, n_items)
         check_positive("hidden", hidden, integer=True)
@@ -440,7 +442,7 @@ class MultDAE(MultVAE):
     """Mult-DAE: :class:`MultVAE` without the variational layer (the paper's DAE: dropout 0.5, L2 ``reg``)."""
 
     def __init__(self, n_users: int, n_items: int, hidden: int = 600, latent: int = 200, *, dropout: float = 0.5,
-                 reg: float = 0.01, init: str = "torch", optimizer: str = "adam", lr: float = 1e-3,
+                 reg: float = 0.01, init: str = "xavier", optimizer: str = "adam", lr: float = 1e-3,
                  seed: int = 0) -> None:
         super().__init__(n_users, n_items, hidden, latent, dropout=dropout, variational=False, reg=reg, init=init,
                          optimizer=optimizer, lr=lr, seed=seed)
