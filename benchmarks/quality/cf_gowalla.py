@@ -93,7 +93,7 @@ def main() -> None:
     ap.add_argument("--batch-size", type=int,
                     help="mf-bpr, neumf (default 4096), two-tower (default 2048), mult-vae (default 500)")
     ap.add_argument("--dropout", type=float, default=0.5, help="mult-vae: input dropout rate")
-    ap.add_argument("--anneal-cap", type=float, default=0.2, help="mult-vae: the KL weight's final value")
+    ap.add_argument("--anneal-cap", type=float, default=0.2, help="mult-vae: the KL weight's cap")
     ap.add_argument("--init", choices=("xavier", "torch"), default="xavier",
                     help="mult-vae: the paper code's initialization (Xavier weights, tiny biases) or nn.Linear's")
     ap.add_argument("--anneal-epochs", type=int,
