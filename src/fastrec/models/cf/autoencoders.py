@@ -396,7 +396,6 @@ class MultVAE(_RowAutoencoder):
                 for b in (self.input_bias, self.encoder.bias, self.decoder[0].bias, self.decoder[2].bias):
                     nn.init.trunc_normal_(b, std=0.001, a=-0.002, b=0.002)
         self.anneal_steps, self.anneal_cap = 200000, 0.2
-        self._kl = torch.zeros(())
 
     def _set_loss_args(self, anneal_steps: int = 200000, anneal_cap: float = 0.2) -> None:
         check_positive("anneal_steps", anneal_steps, integer=True)
