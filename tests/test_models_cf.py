@@ -28,6 +28,7 @@ from fastrec.models.cf import (
     TwoTower,
     load_model,
 )
+from fastrec.models.cf.base import entry_batches
 
 N_USERS, N_ITEMS, GROUPS = 80, 40, 4
 
@@ -125,6 +126,8 @@ FAST = dict(show_progress=False)
     ("mult-vae", lambda: MultVAE(N_USERS, N_ITEMS, 32, 8, lr=0.01), dict(epochs=60, batch_size=16,
                                                                          anneal_steps=200)),
     ("mult-vae-torch-init", lambda: MultVAE(N_USERS, N_ITEMS, 32, 8, init="torch", lr=0.01),
+     dict(epochs=60, batch_size=16, anneal_steps=200)),
+    ("mult-vae-dense-input", lambda: MultVAE(N_USERS, N_ITEMS, 32, 8, sparse_input=False, lr=0.01),
      dict(epochs=60, batch_size=16, anneal_steps=200)),
     ("mult-dae", lambda: MultDAE(N_USERS, N_ITEMS, 32, 8, lr=0.01), dict(epochs=60, batch_size=16)),
     ("cdae", lambda: CDAE(N_USERS, N_ITEMS, 16, lr=0.01), dict(epochs=60, batch_size=16)),
@@ -511,8 +514,10 @@ def test_mult_vae_xavier_init_follows_the_paper_code():
     the input table counted as the [n_items -> hidden] layer it is; biases within +-0.002 with std about 0.001."""
     n_items, hidden, latent = 3000, 60, 20
     model = MultVAE(N_USERS, n_items, hidden, latent, seed=1)  # the default
+    dense = MultVAE(N_USERS, n_items, hidden, latent, sparse_input=False, seed=1)
     weights = {"input": model.tables.weight("input"), "encoder": model.encoder.weight,
-               "decoder_hidden": model.decoder[0].weight, "decoder_out": model.decoder[2].weight}
+               "decoder_hidden": model.decoder[0].weight, "decoder_out": model.decoder[2].weight,
+               "dense input": dense.input_weight}
     for name, w in weights.items():
         bound = math.sqrt(6 / sum(w.shape))
         assert w.abs().max() <= bound and w.abs().max() > 0.99 * bound, name
@@ -523,6 +528,49 @@ def test_mult_vae_xavier_init_follows_the_paper_code():
     assert torch_init.tables.weight("input").abs().max() <= 1 / math.sqrt(n_items) < 0.5 * math.sqrt(6 / (n_items + 60))
     with pytest.raises(ValueError, match="init must be 'torch' or 'xavier', got 'he'"):
         MultVAE(N_USERS, n_items, init="he")
+
+
+@pytest.mark.parametrize("variational", [False, True])
+def test_mult_vae_dense_input_trains_as_torch_adam_on_a_dense_first_layer(implicit, variational):
+    """sparse_input=False trains as the paper's code does: the first layer a dense [n_items, hidden] matrix under
+    torch's Adam, so a row no item of the batch touches still moves through its momentum. A plain loop over the
+    same batches (dense input rows times a dense matrix, Adam on every parameter, L2 on every weight) reaches the
+    same weights; the fused lazy table (sparse_input=True, the default) does not."""
+    train, _ = implicit
+    epochs, batch, lr, reg = 3, 16, 0.01, 0.01
+
+    def make(sparse):  # dropout 0: no random draws, so the loop below needs no RNG of its own
+        return MultVAE(N_USERS, N_ITEMS, 16, 4, dropout=0.0, variational=variational, reg=reg, sparse_input=sparse,
+                       lr=lr, seed=3)
+
+    fitted = make(False).fit(train, epochs=epochs, batch_size=batch, seed=5, anneal_steps=10, show_progress=False)
+    lazy = make(True).fit(train, epochs=epochs, batch_size=batch, seed=5, anneal_steps=10, show_progress=False)
+    ref = make(False)
+    m = train.to_scipy().tocsr().astype(np.float32)
+    rows_with_data, rng = np.flatnonzero(np.diff(m.indptr) > 0), np.random.default_rng(5)
+    opt = torch.optim.Adam(ref.parameters(), lr=lr)
+    torch.manual_seed(5)
+    step = 0
+    for _ in range(epochs):
+        for b in entry_batches(rows_with_data.size, batch, rng):
+            x = torch.from_numpy(m[np.sort(rows_with_data[b])].toarray())
+            code = ref.encoder(torch.tanh(F.normalize(x, dim=1) @ ref.input_weight + ref.input_bias))
+            if variational:
+                mu, logvar = code.chunk(2, dim=1)
+                kl = 0.5 * (logvar.exp() + mu.square() - 1 - logvar).sum(1).mean() * min(0.2, step / 10)
+                code = mu + torch.randn_like(mu) * (0.5 * logvar).exp()  # fit's draws: seeded as fit seeds them
+            else:
+                code, kl = torch.tanh(code), 0.0
+            nll = -(F.log_softmax(ref.decoder(code), dim=1) * x).sum() / x.shape[0]
+            l2 = sum(w.square().sum() for w in (ref.input_weight, ref.encoder.weight, ref.decoder[0].weight,
+                                                 ref.decoder[2].weight))
+            opt.zero_grad()
+            (nll + kl + 0.5 * reg * l2).backward()
+            opt.step()
+            step += 1
+    for name, want in ref.state_dict().items():
+        torch.testing.assert_close(fitted.state_dict()[name], want, rtol=1e-4, atol=1e-5, msg=name)
+    assert not torch.allclose(lazy.tables.weight("input"), ref.input_weight, atol=1e-3)
 
 
 def test_mult_vae_kl_weight_is_the_paper_codes_schedule():

@@ -58,7 +58,8 @@ def build(name: str, train: data.Interactions, args: argparse.Namespace):
         else:
             model = cf.NCF(n_u, n_i, kind="neumf", **ncf)
     elif name == "mult-vae":
-        model = cf.MultVAE(n_u, n_i, hidden=600, latent=200, dropout=args.dropout, init=args.init, lr=args.lr or 1e-3)
+        model = cf.MultVAE(n_u, n_i, hidden=600, latent=200, dropout=args.dropout, init=args.init,
+                           sparse_input=not args.dense_input, lr=args.lr or 1e-3)
         epochs, batch_size = args.epochs or 20, args.batch_size or 500
         steps_per_epoch = -(-int((np.diff(train.indptr) > 0).sum()) // batch_size)
         fit = dict(epochs=epochs, batch_size=batch_size, anneal_cap=args.anneal_cap,
@@ -96,6 +97,9 @@ def main() -> None:
     ap.add_argument("--anneal-cap", type=float, default=0.2, help="mult-vae: the KL weight's cap")
     ap.add_argument("--init", choices=("xavier", "torch"), default="xavier",
                     help="mult-vae: the paper code's initialization (Xavier weights, tiny biases) or nn.Linear's")
+    ap.add_argument("--dense-input", action="store_true",
+                    help="mult-vae: the first layer a dense matrix under torch's Adam (the paper code) instead of "
+                         "a fused table under lazy Adam")
     ap.add_argument("--anneal-epochs", type=int,
                     help="mult-vae: the KL weight is min(--anneal-cap, epochs so far / this) (the paper code's "
                     "total_anneal_steps, counted in epochs; default: --epochs)")
