@@ -528,6 +528,8 @@ def test_mult_vae_xavier_init_follows_the_paper_code():
     assert torch_init.tables.weight("input").abs().max() <= 1 / math.sqrt(n_items) < 0.5 * math.sqrt(6 / (n_items + 60))
     with pytest.raises(ValueError, match="init must be 'torch' or 'xavier', got 'he'"):
         MultVAE(N_USERS, n_items, init="he")
+    with pytest.raises(TypeError, match="sparse_input must be a bool, got 'no'"):
+        MultVAE(N_USERS, n_items, sparse_input="no")
 
 
 @pytest.mark.parametrize("variational", [False, True])

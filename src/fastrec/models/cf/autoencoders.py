@@ -403,6 +403,8 @@ class MultVAE(_RowAutoencoder):
             raise ValueError(f"dropout must be in [0, 1), got {dropout!r}")
         if init not in ("torch", "xavier"):
             raise ValueError(f"init must be 'torch' or 'xavier', got {init!r}")
+        if not isinstance(sparse_input, bool):
+            raise TypeError(f"sparse_input must be a bool, got {sparse_input!r}")
         self.dropout, self.variational, self.reg = float(dropout), bool(variational), float(reg)
         self.latent = latent
         torch.manual_seed(seed)
