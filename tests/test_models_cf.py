@@ -541,7 +541,7 @@ def test_mult_vae_dense_input_trains_as_torch_adam_on_a_dense_first_layer(implic
     train, _ = implicit
     epochs, batch, lr, reg = 3, 16, 0.01, 0.01
 
-    def make(sparse):  # dropout 0: no random draws, so the loop below needs no RNG of its own
+    def make(sparse):  # dropout 0: the VAE's noise is the only draw left, replayed below from fit's seed
         return MultVAE(N_USERS, N_ITEMS, 16, 4, dropout=0.0, variational=variational, reg=reg, sparse_input=sparse,
                        lr=lr, seed=3)
 

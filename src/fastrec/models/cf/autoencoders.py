@@ -456,7 +456,8 @@ class MultVAE(_RowAutoencoder):
         loss = nll + beta * kl
         if self.reg:  # every dense weight (a fused input table is left out: its rows step inside the backward)
             weights = [m.weight for m in self.modules() if isinstance(m, nn.Linear)]
-            weights += [] if self.sparse_input else [self.input_weight]
+            if not self.sparse_input:
+                weights.append(self.input_weight)
             loss = loss + 0.5 * self.reg * sum(w.square().sum() for w in weights)
         return loss
 
