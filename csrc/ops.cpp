@@ -50,7 +50,8 @@ TORCH_LIBRARY(fastrec, m) {
       "embedding_bag_backward_per_sample_weights(Tensor grad_output, Tensor weights, int[] table_layout, "
       "int[] feature_tables, Tensor indices, Tensor offsets) -> Tensor");
   // Fused sparse optimizer step, in place on weights and optimizer state (optimizer: 0 SGD, 1 Adagrad,
-  // 2 row-wise Adagrad, 3 Adam; state1/state2 empty where the optimizer keeps none).
+  // 2 row-wise Adagrad, 3 Adam on the touched rows (lazy), 4 Adam on every row of every table, the untouched ones
+  // with a zero gradient; state1/state2 empty where the optimizer keeps none).
   m.def(
       "embedding_bag_backward_fused(Tensor grad_output, Tensor(a!) weights, Tensor(b!) state1, Tensor(c!) state2, "
       "int[] table_layout, int[] feature_tables, Tensor indices, Tensor offsets, Tensor? per_sample_weights, "

@@ -186,6 +186,17 @@ def test_opcheck():
          0.0, 0.0, 1),
         test_utils=("test_schema", "test_faketensor"),
     )
+    moments = torch.zeros(weights.numel()), torch.zeros(weights.numel())
+    torch.library.opcheck(
+        torch.ops.fastrec.embedding_bag_backward_fused.default,
+        (grad, weights.detach().clone(), *moments, layout, ft, indices, offsets, psw, 4, 0.1, 1e-8, 0.9, 0.999, 0.0,
+         1),
+        test_utils=("test_schema", "test_faketensor"),
+    )
+    with pytest.raises(ValueError, match=r"optimizer must be 0 \(SGD\), .* or 4 \(dense Adam\), got 5"):
+        torch.ops.fastrec.embedding_bag_backward_fused.default(
+            grad, weights.detach().clone(), *moments, layout, ft, indices, offsets, psw, 5, 0.1, 1e-8, 0.9, 0.999,
+            0.0, 1)
 
 
 @pytest.mark.filterwarnings("ignore:Input #0 requires gradient and is not a double")
@@ -251,6 +262,8 @@ OPTIMIZERS = [
     FusedRowWiseAdagrad(lr=0.1, eps=1e-6),
     FusedAdam(lr=0.05),
     FusedAdam(lr=0.01, betas=(0.8, 0.9), eps=1e-6, weight_decay=0.001),
+    FusedAdam(lr=0.05, lazy=False),
+    FusedAdam(lr=0.01, betas=(0.8, 0.9), eps=1e-6, weight_decay=0.001, lazy=False),
 ]
 
 COLLECTION_TABLES = [
@@ -261,7 +274,8 @@ COLLECTION_TABLES = [
 
 
 def _reference_state(optimizer, weight):
-    names = {"sgd": [], "adagrad": ["sum"], "rowwise_adagrad": ["sum"], "adam": ["exp_avg", "exp_avg_sq"]}
+    adam = ["exp_avg", "exp_avg_sq"]
+    names = {"sgd": [], "adagrad": ["sum"], "rowwise_adagrad": ["sum"], "adam": adam, "dense_adam": adam}
     state = {}
     for name in names[optimizer.reference_name]:
         shape = weight.shape[:1] if optimizer.reference_name == "rowwise_adagrad" else weight.shape
@@ -316,10 +330,17 @@ def _torch_optimizer_twin(optimizer, params):
         return None
     if isinstance(optimizer, FusedAdagrad):
         return torch.optim.Adagrad(params, lr=optimizer.lr, eps=optimizer.eps)
+    if not optimizer.lazy:
+        return torch.optim.Adam(params, lr=optimizer.lr, betas=optimizer.betas, eps=optimizer.eps,
+                                weight_decay=optimizer.weight_decay)
     return torch.optim.SparseAdam(params, lr=optimizer.lr, betas=optimizer.betas, eps=optimizer.eps)
 
 
-@pytest.mark.parametrize("optimizer", [FusedSGD(lr=0.1), FusedAdagrad(lr=0.1), FusedAdam(lr=0.05)], ids=repr)
+@pytest.mark.parametrize("optimizer", [FusedSGD(lr=0.1), FusedAdagrad(lr=0.1), FusedAdam(lr=0.05),
+                                       # torch.optim.Adam adds eps after the bias correction, fastrec (as Keras,
+                                       # TF and SparseAdam) before: a tiny eps makes the two rules the same
+                                       FusedAdam(lr=0.05, eps=1e-12, lazy=False),
+                                       FusedAdam(lr=0.05, eps=1e-12, weight_decay=0.01, lazy=False)], ids=repr)
 def test_fused_training_equals_sparse_gradients_with_torch_optimizer(optimizer):
     torch.manual_seed(1)
     fused = EmbeddingBagCollection(COLLECTION_TABLES, optimizer=optimizer)
@@ -334,6 +355,8 @@ def test_fused_training_equals_sparse_gradients_with_torch_optimizer(optimizer):
         torch_optimizer.zero_grad()
         plain(kjt, concat=True).backward(grad_out)
         assert plain.weight.grad.is_sparse
+        if isinstance(torch_optimizer, torch.optim.Adam):  # non-lazy Adam is torch's Adam on the dense gradient
+            plain.weight.grad = plain.weight.grad.to_dense()
         torch_optimizer.step()
         torch.testing.assert_close(fused.weight, plain.weight, rtol=1e-5, atol=1e-6)
 
@@ -348,6 +371,35 @@ def test_duplicate_ids_are_aggregated_once():
     torch.testing.assert_close(collection.weight[1], torch.tensor([-1.0, -1.0]))
     torch.testing.assert_close(collection.optimizer_state1, torch.tensor([0.0, 9.0, 0.0, 0.0]))
     assert collection.weight[[0, 2, 3]].abs().sum() == 0
+
+
+def test_dense_adam_moves_the_rows_and_tables_a_step_did_not_touch():
+    tables = [TableConfig("a", 4, 2), TableConfig("b", 3, 2)]
+    lazy, dense = (EmbeddingBagCollection(tables, optimizer=FusedAdam(lr=0.1, lazy=lazy)) for lazy in (True, False))
+    with torch.no_grad():
+        dense.weight.copy_(lazy.weight)
+    start = lazy.weight.detach().clone()
+    for module in (lazy, dense):  # step 1 touches row 1 of table a; step 2 touches row 0 of table a only
+        module(KeyedJagged(["a"], torch.tensor([1]), lengths=torch.tensor([1])), concat=True).sum().backward()
+        module(KeyedJagged(["a"], torch.tensor([0]), lengths=torch.tensor([1])), concat=True).sum().backward()
+    lazy_moved = (lazy.weight != start).any(1)
+    dense_moved = (dense.weight != start).any(1)
+    assert lazy_moved.tolist() == [True, True, False, False, False, False, False]
+    # row 1 keeps moving along its momentum in step 2; untouched rows and table b have zero moments: no step
+    assert dense_moved.tolist() == [True, True, False, False, False, False, False]
+    assert not torch.equal(dense.weight[1], lazy.weight[1])
+    assert dense.optimizer_state2[:4].ne(0).all() and dense.optimizer_state2[4:].eq(0).all()  # rows 0, 1 of a
+    with pytest.raises(TypeError, match="lazy must be a bool, got 'no'"):
+        FusedAdam(lazy="no")
+
+
+def test_dense_adam_benchmark_cases_run():
+    from fastrec.bench.embedding import dense_adam_cases
+
+    (mode, shape, fastrec, baselines), = dense_adam_cases(batch=8, users=20, items=30, dims=(4,))
+    assert mode == "fwd+bwd fused dense Adam" and "B=8 D=4" in shape
+    for step in (fastrec, *baselines.values()):
+        step()
 
 
 def test_state_dict_round_trip_resumes_exactly(tmp_path):

@@ -123,6 +123,8 @@ FAST = dict(show_progress=False)
      dict(epochs=30, batch_size=128, loss="bpr", n_neg=2)),
     ("neumf-bpr-shared", lambda: NCF(N_USERS, N_ITEMS, "neumf", 16, (32, 16, 8), lr=0.01),
      dict(epochs=30, batch_size=128, loss="bpr", shared_neg=16)),
+    ("neumf-bpr-shared-dense-adam", lambda: NCF(N_USERS, N_ITEMS, "neumf", 16, (32, 16, 8), optimizer="dense_adam",
+                                                lr=0.01), dict(epochs=30, batch_size=128, loss="bpr", shared_neg=16)),
     ("mult-vae", lambda: MultVAE(N_USERS, N_ITEMS, 32, 8, lr=0.01), dict(epochs=60, batch_size=16,
                                                                          anneal_steps=200)),
     ("mult-vae-torch-init", lambda: MultVAE(N_USERS, N_ITEMS, 32, 8, init="torch", lr=0.01),

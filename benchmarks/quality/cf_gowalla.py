@@ -6,6 +6,7 @@ items with the user's train items excluded, train and evaluation time.
     python benchmarks/quality/cf_gowalla.py neumf --shared-neg 256 --n-neg 4   # each positive: 4 x mean over 256
     python benchmarks/quality/cf_gowalla.py neumf --pretrain-epochs 10   # GMF and MLP first, as the NCF paper
     python benchmarks/quality/cf_gowalla.py neumf --loss bpr --shared-neg 256   # BPR against the mean over 256
+    python benchmarks/quality/cf_gowalla.py neumf --optimizer dense_adam   # Adam on every table row each step
 
 ``--valid`` holds out 10% of each user's train items as validation, trains on the rest and reports validation
 metrics every ``--eval-every`` epochs: settings are chosen on it, never on test.txt. Without it the model trains on
@@ -50,11 +51,12 @@ def build(name: str, train: data.Interactions, args: argparse.Namespace):
         fit = dict(epochs=args.epochs or 10, batch_size=args.batch_size or 4096, n_neg=args.n_neg,
                    shared_neg=args.shared_neg or 0, reg=args.reg or 0.0, loss=args.loss)
         dim = args.dim or 32  # GMF width; the MLP tower narrows dim -> dim/2 -> dim/4
-        ncf = dict(dim=dim, layers=(dim, dim // 2, dim // 4), lr=args.lr or 1e-3)
+        ncf = dict(dim=dim, layers=(dim, dim // 2, dim // 4), optimizer=args.optimizer or "adam", lr=args.lr or 1e-3)
         if args.pretrain_epochs:  # the paper's pretraining: GMF and MLP alone, then mixed (alpha .5) and fine-tuned
             parts = [cf.NCF(n_u, n_i, kind=kind, **ncf).fit(train, **{**fit, "epochs": args.pretrain_epochs})
                      for kind in ("gmf", "mlp")]
-            model = cf.NCF.from_pretrained(*parts, alpha=0.5, lr=args.finetune_lr or ncf["lr"])
+            model = cf.NCF.from_pretrained(*parts, alpha=0.5, optimizer=ncf["optimizer"],
+                                           lr=args.finetune_lr or ncf["lr"])
         else:
             model = cf.NCF(n_u, n_i, kind="neumf", **ncf)
     elif name == "mult-vae":
@@ -118,7 +120,8 @@ def main() -> None:
     ap.add_argument("--shared-history", action="store_true", help="two-tower: the history mean reads the item table")
     ap.add_argument("--layers", type=lambda v: tuple(int(x) for x in v.split(",")), default=(),
                     help="two-tower: MLP widths on each tower, e.g. 128,64 (default: none)")
-    ap.add_argument("--optimizer", choices=("sgd", "adagrad", "rowwise_adagrad", "adam"), help="mf-bpr, two-tower")
+    ap.add_argument("--optimizer", choices=("sgd", "adagrad", "rowwise_adagrad", "adam", "dense_adam"),
+                    help="mf-bpr, two-tower, neumf (adam: lazy on the tables; dense_adam: every row each step)")
     ap.add_argument("--valid", action="store_true", help="validate on 10%% of train, never look at test")
     ap.add_argument("--eval-every", type=int, default=10)
     ap.add_argument("--eval-users", type=int, help="--valid only: score a fixed random sample of this many validation "

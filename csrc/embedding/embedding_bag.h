@@ -23,7 +23,11 @@
 namespace fastrec::embedding {
 
 enum class Pooling : int64_t { Sum = 0, Mean = 1 };
-enum class Optimizer : int64_t { SGD = 0, Adagrad = 1, RowWiseAdagrad = 2, Adam = 3 };
+// Adam steps the touched rows only (lazy, as torch.optim.SparseAdam); DenseAdam also steps every other row of every
+// table with a zero gradient, so that the result is torch.optim.Adam's on the dense weights (Keras, TF1 Adam).
+enum class Optimizer : int64_t { SGD = 0, Adagrad = 1, RowWiseAdagrad = 2, Adam = 3, DenseAdam = 4 };
+
+inline bool is_adam(Optimizer kind) { return kind == Optimizer::Adam || kind == Optimizer::DenseAdam; }
 
 struct Table {
   int64_t weight_offset, dim, num_rows, row_start;
@@ -150,8 +154,9 @@ struct OptimizerParams {
 
 // The optimizer code of embedding_bag_backward_fused, checked.
 inline Optimizer optimizer_kind(const char* op, int64_t optimizer) {
-  TORCH_CHECK_VALUE(optimizer >= 0 && optimizer <= int64_t(Optimizer::Adam), op,
-                    ": optimizer must be 0 (SGD), 1 (Adagrad), 2 (row-wise Adagrad) or 3 (Adam), got ", optimizer);
+  TORCH_CHECK_VALUE(optimizer >= 0 && optimizer <= int64_t(Optimizer::DenseAdam), op,
+                    ": optimizer must be 0 (SGD), 1 (Adagrad), 2 (row-wise Adagrad), 3 (Adam) or 4 (dense Adam), got ",
+                    optimizer);
   return Optimizer(optimizer);
 }
 
@@ -167,8 +172,8 @@ inline void check_optimizer_state(const char* op, Optimizer kind, const at::Tens
   };
   check(state1, "state1",
         kind == Optimizer::SGD ? 0 : kind == Optimizer::RowWiseAdagrad ? total_rows : weights.numel());
-  check(state2, "state2", kind == Optimizer::Adam ? weights.numel() : 0);
-  TORCH_CHECK_VALUE(kind != Optimizer::Adam || step >= 1, op, ": Adam's step must be >= 1, got ", step);
+  check(state2, "state2", is_adam(kind) ? weights.numel() : 0);
+  TORCH_CHECK_VALUE(!is_adam(kind) || step >= 1, op, ": Adam's step must be >= 1, got ", step);
 }
 
 // Each returns the updated weight from the weight w and the aggregated gradient g (weight decay added here).

@@ -360,9 +360,34 @@ inline void apply_update(const OptimizerParams& p, weight_t* __restrict__ w, flo
       break;
     }
     case Optimizer::Adam:
+    case Optimizer::DenseAdam:
 #pragma omp simd
       for (int64_t k = 0; k < dim; ++k) w[k] = weight_t(adam_update(p, float(w[k]), g[k], state1[k], state2[k]));
       break;
+  }
+}
+
+// DenseAdam's second pass: every row of every table that the batch did not touch takes Adam's step with a zero
+// gradient (plus weight decay), so its moments decay and it keeps moving along them, as under torch.optim.Adam.
+template <typename weight_t>
+void step_untouched_rows(const Layout& layout, const Segments& s, const OptimizerParams& p, weight_t* w, float* m,
+                         float* v) {
+  std::vector<uint8_t> touched(layout.total_rows, 0);
+  for (int64_t u = 0; u < s.count; ++u) touched[s.row[u]] = 1;
+  for (const Table& table : layout.tables) {
+    parallel_for_chunks(table.num_rows, 4096, [&](int64_t begin, int64_t end) {
+      for (int64_t r = begin; r < end; ++r) {
+        if (touched[table.row_start + r]) continue;
+        const int64_t element = table.weight_offset + r * table.dim;
+        weight_t* __restrict__ row = w + element;
+        float* __restrict__ row_m = m + element;
+        float* __restrict__ row_v = v + element;
+#pragma omp simd
+        for (int64_t k = 0; k < table.dim; ++k) {
+          row[k] = weight_t(adam_update(p, float(row[k]), 0.f, row_m[k], row_v[k]));
+        }
+      }
+    });
   }
 }
 
@@ -533,6 +558,7 @@ void embedding_bag_backward_fused_cpu(const at::Tensor& grad_output, at::Tensor&
                                                               kind == Optimizer::RowWiseAdagrad ? 1 : table.dim);
                               if (s2 != nullptr) prefetch_row(s2 + element, table.dim);
                             });
+      if (kind == Optimizer::DenseAdam) step_untouched_rows(in.layout, s, params, w, s1, s2);
     });
   });
 }

@@ -372,10 +372,27 @@ __global__ void fused_update_kernel(RowMath math, const int64_t* __restrict__ ro
       break;
     }
     case Optimizer::Adam:
+    case Optimizer::DenseAdam:
       for (int64_t k = lane; k < dim; k += kWarp) {
         w[k] = weight_t(adam_update(p, float(w[k]), g[k], state1[element + k], state2[element + k]));
       }
       break;
+  }
+}
+
+// DenseAdam's second pass, one warp per global row: rows flagged in `untouched` (those of a table that the batch
+// did not touch) take Adam's step with a zero gradient, as under torch.optim.Adam on the dense weights.
+template <typename weight_t>
+__global__ void untouched_adam_kernel(RowMath math, const bool* __restrict__ untouched, int64_t total_rows,
+                                      OptimizerParams p, weight_t* __restrict__ weights, float* __restrict__ m,
+                                      float* __restrict__ v) {
+  const int64_t row = int64_t(blockIdx.x) * kWarpsPerBlock + threadIdx.x / kWarp;
+  const int lane = threadIdx.x % kWarp;
+  if (row >= total_rows || !untouched[row]) return;
+  const DeviceTable table = math.table_of(row);
+  const int64_t element = table.weight_offset + (row - table.row_start) * table.dim;
+  for (int64_t k = lane; k < table.dim; k += kWarp) {
+    weights[element + k] = weight_t(adam_update(p, float(weights[element + k]), 0.f, m[element + k], v[element + k]));
   }
 }
 
@@ -504,17 +521,33 @@ void embedding_bag_backward_fused_cuda(const at::Tensor& grad_output, at::Tensor
   check_optimizer_state(op, kind, weights, state1, state2, in.layout.total_rows, step);
   const OptimizerParams params(kind, lr, eps, beta1, beta2, weight_decay, step);
   auto [s, grads] = aggregate_gradients(in);
-  if (s.count() == 0) return;
+  const bool dense = kind == Optimizer::DenseAdam && in.layout.total_rows > 0;
+  if (s.count() == 0 && !dense) return;
+  const RowMath math{reinterpret_cast<const DeviceTable*>(in.tables.const_data_ptr<int64_t>()),
+                     int64_t(in.layout.tables.size())};
+  float* s1 = state1.numel() ? state1.mutable_data_ptr<float>() : nullptr;
+  float* s2 = state2.numel() ? state2.mutable_data_ptr<float>() : nullptr;
+  at::Tensor untouched;
+  if (dense) {  // the rows of the tables (not the gaps between them) less the batch's
+    untouched = at::zeros({in.layout.total_rows}, weights.options().dtype(at::kBool));
+    for (const Table& table : in.layout.tables) untouched.narrow(0, table.row_start, table.num_rows).fill_(true);
+    if (s.count()) untouched.index_fill_(0, s.rows, false);
+  }
   AT_DISPATCH_FLOATING_TYPES_AND2(at::kHalf, at::kBFloat16, weights.scalar_type(), op, [&] {
-    fused_update_kernel<scalar_t><<<blocks_for(s.count()), kWarp * kWarpsPerBlock, 0,
-                                    c10::cuda::getCurrentCUDAStream()>>>(
-        RowMath{reinterpret_cast<const DeviceTable*>(in.tables.const_data_ptr<int64_t>()),
-                int64_t(in.layout.tables.size())},
-        s.rows.const_data_ptr<int64_t>(), grads.values.const_data_ptr<float>(), grads.offset.const_data_ptr<int64_t>(),
-        s.count(), params, weights.mutable_data_ptr<scalar_t>(),
-        state1.numel() ? state1.mutable_data_ptr<float>() : nullptr,
-        state2.numel() ? state2.mutable_data_ptr<float>() : nullptr);
-    C10_CUDA_KERNEL_LAUNCH_CHECK();
+    if (s.count()) {
+      fused_update_kernel<scalar_t><<<blocks_for(s.count()), kWarp * kWarpsPerBlock, 0,
+                                      c10::cuda::getCurrentCUDAStream()>>>(
+          math, s.rows.const_data_ptr<int64_t>(), grads.values.const_data_ptr<float>(),
+          grads.offset.const_data_ptr<int64_t>(), s.count(), params, weights.mutable_data_ptr<scalar_t>(), s1, s2);
+      C10_CUDA_KERNEL_LAUNCH_CHECK();
+    }
+    if (dense) {
+      untouched_adam_kernel<scalar_t><<<blocks_for(in.layout.total_rows), kWarp * kWarpsPerBlock, 0,
+                                        c10::cuda::getCurrentCUDAStream()>>>(
+          math, untouched.const_data_ptr<bool>(), in.layout.total_rows, params, weights.mutable_data_ptr<scalar_t>(),
+          s1, s2);
+      C10_CUDA_KERNEL_LAUNCH_CHECK();
+    }
   });
 }
 

@@ -20,7 +20,7 @@ from fastrec.nn import EmbeddingBagCollection, TableConfig
 from fastrec.nn._huge_pages import empty_table
 from fastrec.optim import FusedAdam, FusedOptimizer, FusedRowWiseAdagrad, FusedSGD
 
-__all__ = ["CRITEO_CARDINALITIES", "criteo_tables", "embedding_cases", "gather_bandwidth"]
+__all__ = ["CRITEO_CARDINALITIES", "criteo_tables", "dense_adam_cases", "embedding_cases", "gather_bandwidth"]
 
 # Criteo Kaggle's 26 categorical cardinalities (as in the DLRM benchmarks).
 CRITEO_CARDINALITIES = (1460, 583, 10131227, 2202608, 305, 24, 12517, 633, 3, 93145, 5683, 8351593, 3194, 27, 14992,
@@ -185,3 +185,26 @@ def embedding_cases(dims: tuple[int, ...] = (16,), poolings: tuple[int, ...] = (
                    _train_step(lambda m=fused_adam: m(kjt, concat=True), grad_out),
                    {"(c) + SparseAdam": _train_step(torch_impls.concatenated_forward(adam_bag), grad_out, sparse_adam)})
             del fused_adam, adam_bag, sparse_adam, torch_impls, inference
+
+
+def dense_adam_cases(batch: int = 1024, users: int = 29_858, items: int = 40_981,
+                     dims: tuple[int, ...] = (64, 32)) -> Iterator[tuple[str, str, Callable, dict]]:
+    """Adam on every row each step (``FusedAdam(lazy=False)``) on NeuMF's Gowalla tables, a user and an item table
+    per part (GMF 64-d, MLP 32-d), one id per feature and example: fastrec's fused step against the same tables as
+    nn.Embedding with dense gradients and torch.optim.Adam (how Keras and BARS train them), and against fastrec's
+    lazy Adam (what stepping every row costs)."""
+    tables = [TableConfig(f"{side}_{dim}", rows, dim)
+              for dim in dims for side, rows in (("user", users), ("item", items))]
+    kjt = make_batch(tables, batch, pooling=1)
+    grad_out = torch.randn(batch, 2 * sum(dims))
+    per_feature = [kjt.values[kjt.feature_range(i)[0] : kjt.feature_range(i)[1]] for i in range(len(tables))]
+    dense, lazy = (EmbeddingBagCollection(tables, FusedAdam(lr=LR, lazy=is_lazy)) for is_lazy in (False, True))
+    baselines = {"fastrec lazy Adam": _train_step(lambda: lazy(kjt, concat=True), grad_out)}
+    for label, fused in (("torch.optim.Adam", False), ("torch.optim.Adam(fused=True)", True)):
+        embeddings = nn.ModuleList(nn.Embedding.from_pretrained(dense.table_weight(t.name).detach().clone(),
+                                                                freeze=False) for t in tables)
+        adam = torch.optim.Adam(embeddings.parameters(), lr=LR, fused=fused)
+        baselines[f"nn.Embedding + dense grad + {label}"] = _train_step(
+            lambda e=embeddings: torch.cat([emb(ids) for emb, ids in zip(e, per_feature)], dim=1), grad_out, adam)
+    shape = f"{len(tables)} tables ({users:,} / {items:,} rows) B={batch} D={'+'.join(map(str, dims))}"
+    yield "fwd+bwd fused dense Adam", shape, _train_step(lambda: dense(kjt, concat=True), grad_out), baselines

@@ -20,13 +20,13 @@ from fastrec.ops import reference
 
 __all__ = ["FusedUpdate", "embedding_bag", "embedding_bag_fused", "sparse_weight_grad", "with_dense_gradient"]
 
-SGD, ADAGRAD, ROWWISE_ADAGRAD, ADAM = 0, 1, 2, 3
+SGD, ADAGRAD, ROWWISE_ADAGRAD, ADAM, DENSE_ADAM = 0, 1, 2, 3, 4
 
 
 class FusedUpdate(NamedTuple):
     """An optimizer step applied inside the backward (see fastrec.optim for the user-facing classes)."""
 
-    optimizer: int  # SGD, ADAGRAD, ROWWISE_ADAGRAD or ADAM
+    optimizer: int  # SGD, ADAGRAD, ROWWISE_ADAGRAD, ADAM (touched rows) or DENSE_ADAM (every row)
     lr: float
     eps: float
     beta1: float

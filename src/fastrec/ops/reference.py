@@ -181,17 +181,19 @@ def sparse_optimizer_step(
     weight_decay: float = 0.0,
     step: int = 1,
 ) -> None:
-    """One optimizer step on the rows of ``weight`` [rows, D] with a nonzero gradient (``grad`` dense, same shape):
-    the semantics of fastrec's fused optimizers, written plainly. Updates ``weight`` and ``state`` in place.
+    """One optimizer step on the rows of ``weight`` [rows, D] with a nonzero gradient (``grad`` dense, same shape;
+    every row for ``dense_adam``): the semantics of fastrec's fused optimizers, written plainly. Updates ``weight``
+    and ``state`` in place.
 
     - ``sgd``: w -= lr * g
     - ``adagrad``: s += g^2; w -= lr * g / (sqrt(s) + eps)                       (torch.optim.Adagrad, sparse)
     - ``rowwise_adagrad``: s_row += mean(g^2); w -= lr * g / (sqrt(s_row) + eps)   (FBGEMM's row-wise Adagrad)
     - ``adam``: lazy Adam, m and v updated on touched rows only, bias correction with the global step
       (torch.optim.SparseAdam): w -= lr * sqrt(1 - b2^t) / (1 - b1^t) * m / (sqrt(v) + eps)
-    with g = grad + weight_decay * w on the touched rows.
+    - ``dense_adam``: the same on every row (torch.optim.Adam on the dense weights)
+    with g = grad + weight_decay * w on the stepped rows.
     """
-    rows = grad.ne(0).any(dim=1).nonzero().squeeze(1)
+    rows = torch.arange(len(grad)) if kind == "dense_adam" else grad.ne(0).any(dim=1).nonzero().squeeze(1)
     w = weight[rows]
     g = grad[rows] + weight_decay * w
     if kind == "sgd":
@@ -202,7 +204,7 @@ def sparse_optimizer_step(
     elif kind == "rowwise_adagrad":
         state["sum"][rows] += (g * g).mean(dim=1)
         w = w - (lr / (state["sum"][rows].sqrt() + eps)).unsqueeze(1) * g
-    elif kind == "adam":
+    elif kind in ("adam", "dense_adam"):
         beta1, beta2 = betas
         state["exp_avg"][rows] = beta1 * state["exp_avg"][rows] + (1 - beta1) * g
         state["exp_avg_sq"][rows] = beta2 * state["exp_avg_sq"][rows] + (1 - beta2) * g * g

@@ -10,6 +10,7 @@ from __future__ import annotations
 import inspect
 import os
 from collections.abc import Iterator, Mapping, Sequence
+from functools import partial
 from typing import Any
 
 import numpy as np
@@ -27,13 +28,15 @@ from fastrec.optim import FusedAdagrad, FusedAdam, FusedOptimizer, FusedRowWiseA
 
 __all__ = ["FeatureBags", "IdTables", "Recommender", "as_user_tensor", "fused_optimizer", "load_model"]
 
-_FUSED = {"sgd": FusedSGD, "adagrad": FusedAdagrad, "rowwise_adagrad": FusedRowWiseAdagrad, "adam": FusedAdam}
+_FUSED = {"sgd": FusedSGD, "adagrad": FusedAdagrad, "rowwise_adagrad": FusedRowWiseAdagrad, "adam": FusedAdam,
+          "dense_adam": partial(FusedAdam, lazy=False)}
 _DENSE = {"sgd": torch.optim.SGD, "adagrad": torch.optim.Adagrad, "rowwise_adagrad": torch.optim.Adagrad,
-          "adam": torch.optim.Adam}
+          "adam": torch.optim.Adam, "dense_adam": torch.optim.Adam}
 
 
 def fused_optimizer(name: str, lr: float) -> FusedOptimizer:
-    """A fastrec.optim fused optimizer by name (``sgd``, ``adagrad``, ``rowwise_adagrad``, ``adam``)."""
+    """A fastrec.optim fused optimizer by name (``sgd``, ``adagrad``, ``rowwise_adagrad``, ``adam``: lazy Adam on the
+    rows a step touches; ``dense_adam``: Adam on every row each step, as torch.optim.Adam on dense weights)."""
     if name not in _FUSED:
         raise ValueError(f"optimizer must be one of {sorted(_FUSED)}, got {name!r}")
     return _FUSED[name](lr=lr)

@@ -6,9 +6,10 @@ mixed by ``alpha``).
 
 BPR-MF, the paper's baseline, is :class:`fastrec.models.cf.MF` with ``biases=False`` trained with ``loss="bpr"``.
 
-Embedding tables live in one fused :class:`fastrec.nn.EmbeddingBagCollection` (lazy Adam by default); the towers are
-dense torch layers with torch's Adam. ``score_all`` and the shared-negative loss split the MLP's first layer into a
-user part and an item part, so B users x N items cost one [B, N, layers[1]] activation instead of a forward per pair.
+Embedding tables live in one fused :class:`fastrec.nn.EmbeddingBagCollection` (lazy Adam by default, or Adam on
+every row: ``optimizer="dense_adam"``); the towers are dense torch layers with torch's Adam. ``score_all`` and the
+shared-negative loss split the MLP's first layer into a user part and an item part, so B users x N items cost one
+[B, N, layers[1]] activation instead of a forward per pair.
 """
 
 from __future__ import annotations
@@ -52,7 +53,9 @@ class NCF(Recommender):
         layers: MLP widths; ``layers[0]`` is the concatenated user + item embedding (each ``layers[0] // 2``), the
             last is the MLP's output (the paper's [64, 32, 16, 8] style).
         dropout: dropout between MLP layers.
-        optimizer, lr: the fused optimizer of the embedding tables and the torch optimizer of the dense layers.
+        optimizer, lr: the fused optimizer of the embedding tables and the torch optimizer of the dense layers
+            (``"adam"``: lazy Adam on the tables, the rows a step touches; ``"dense_adam"``: Adam on every row
+            each step, as the paper's Keras Adam; it learned faster on Gowalla, see the README).
         init_std: embeddings start N(0, init_std^2) (the paper's 0.01).
         seed: initialization seed.
     """
