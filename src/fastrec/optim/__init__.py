@@ -1,5 +1,6 @@
 """Fused sparse optimizers for fastrec's embedding collections: the update is applied inside the backward, to the
-touched rows only, after duplicate ids of the batch are aggregated; no dense gradient is ever materialized.
+touched rows only (non-lazy Adam: then to every other row, with a zero gradient), after duplicate ids of the batch
+are aggregated; no dense gradient is ever materialized.
 
 Pass one to ``fastrec.nn.EmbeddingBagCollection(..., optimizer=...)``; the collection owns the optimizer state
 (in its ``state_dict``). Change ``lr`` between steps for schedules. The update rules are written out in plain torch
@@ -90,8 +91,8 @@ class FusedAdam(FusedOptimizer):
     ``lazy=True`` (default): row-sparse Adam, as torch.optim.SparseAdam: m, v and w change only on the rows a step
     touched, so a step costs its batch, not the table. ``lazy=False``: every row of every table steps, the untouched
     ones with a zero gradient (their moments decay and they keep moving along them): torch.optim.Adam on the dense
-    weights, as Keras / TF1 Adam train embeddings. Each step then also passes over the whole table; models trained for
-    few epochs can learn faster (NeuMF on Gowalla, see the README)."""
+    weights, as Keras / TF1 Adam train embeddings. Each step (each training call of the collection) then also passes
+    over every table; models trained for few epochs can learn faster (NeuMF on Gowalla, see the README)."""
 
     lr: float = 1e-3
     betas: tuple[float, float] = (0.9, 0.999)
