@@ -375,7 +375,8 @@ def test_duplicate_ids_are_aggregated_once():
 
 def test_dense_adam_moves_the_rows_and_tables_a_step_did_not_touch():
     tables = [TableConfig("a", 4, 2), TableConfig("b", 3, 2)]
-    lazy, dense = (EmbeddingBagCollection(tables, optimizer=FusedAdam(lr=0.1, lazy=lazy)) for lazy in (True, False))
+    lazy, dense = (EmbeddingBagCollection(tables, optimizer=FusedAdam(lr=0.1, lazy=is_lazy))
+                   for is_lazy in (True, False))
     with torch.no_grad():
         dense.weight.copy_(lazy.weight)
     start = lazy.weight.detach().clone()

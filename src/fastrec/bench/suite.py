@@ -82,12 +82,12 @@ def embedding_bag_cases() -> Iterator[Case]:
         yield Case("embedding_bag", mode, shape, fastrec, baselines)
 
 
-def dense_adam_cases() -> Iterator[Case]:
+def embedding_bag_dense_adam_cases() -> Iterator[Case]:
     """Non-lazy fused Adam on NeuMF's Gowalla tables against nn.Embedding + torch.optim.Adam; see
     fastrec.bench.embedding.dense_adam_cases."""
-    from fastrec.bench.embedding import dense_adam_cases as cases
+    from fastrec.bench.embedding import dense_adam_cases
 
-    for mode, shape, fastrec, baselines in cases():
+    for mode, shape, fastrec, baselines in dense_adam_cases():
         yield Case("embedding_bag_dense_adam", mode, shape, fastrec, baselines)
 
 
@@ -105,7 +105,7 @@ def _interaction_cases(op: str, factory_name: str) -> Callable[[], Iterator[Case
 CASES: dict[str, Callable[[], Iterator[Case]]] = {
     "fm_interaction": fm_cases,
     "embedding_bag": embedding_bag_cases,
-    "embedding_bag_dense_adam": dense_adam_cases,
+    "embedding_bag_dense_adam": embedding_bag_dense_adam_cases,
     "cin": _interaction_cases("cin", "cin_cases"),
     "ffm_interaction": _interaction_cases("ffm_interaction", "ffm_cases"),
     "dot_interaction": _interaction_cases("dot_interaction", "dot_cases"),
