@@ -43,15 +43,17 @@ def build(name: str, train: data.Interactions, args: argparse.Namespace):
     n_u, n_i = train.shape
     if name == "mf-bpr":
         model = cf.MF(n_u, n_i, args.dim or 64, biases=args.biases, optimizer=args.optimizer or "adagrad",
-                      lr=args.lr or 0.05, init_std=0.1)
+                      lr=args.lr or 0.05, init_std=0.1, seed=args.seed)
         negatives = dict(shared_neg=args.shared_neg) if args.shared_neg else dict(n_neg=args.n_neg or 4)
         fit = dict(loss="bpr", epochs=args.epochs or 120, batch_size=args.batch_size or 4096,
-                   reg=1e-2 if args.reg is None else args.reg, lr_decay=args.lr_decay, margin=args.margin, **negatives)
+                   reg=1e-2 if args.reg is None else args.reg, lr_decay=args.lr_decay, margin=args.margin,
+                   seed=args.seed, **negatives)
     elif name == "neumf":
         fit = dict(epochs=args.epochs or 10, batch_size=args.batch_size or 4096, n_neg=args.n_neg,
-                   shared_neg=args.shared_neg or 0, reg=args.reg or 0.0, loss=args.loss)
+                   shared_neg=args.shared_neg or 0, reg=args.reg or 0.0, loss=args.loss, seed=args.seed)
         dim = args.dim or 32  # GMF width; the MLP tower narrows dim -> dim/2 -> dim/4
-        ncf = dict(dim=dim, layers=(dim, dim // 2, dim // 4), optimizer=args.optimizer or "adam", lr=args.lr or 1e-3)
+        ncf = dict(dim=dim, layers=(dim, dim // 2, dim // 4), optimizer=args.optimizer or "adam", lr=args.lr or 1e-3,
+                   seed=args.seed)
         if args.pretrain_epochs:  # the paper's pretraining: GMF and MLP alone, then mixed (alpha .5) and fine-tuned
             parts = [cf.NCF(n_u, n_i, kind=kind, **ncf).fit(train, **{**fit, "epochs": args.pretrain_epochs})
                      for kind in ("gmf", "mlp")]
@@ -61,18 +63,18 @@ def build(name: str, train: data.Interactions, args: argparse.Namespace):
             model = cf.NCF(n_u, n_i, kind="neumf", **ncf)
     elif name == "mult-vae":
         model = cf.MultVAE(n_u, n_i, hidden=600, latent=200, dropout=args.dropout, init=args.init,
-                           sparse_input=not args.dense_input, lr=args.lr or 1e-3)
+                           sparse_input=not args.dense_input, lr=args.lr or 1e-3, seed=args.seed)
         epochs, batch_size = args.epochs or 20, args.batch_size or 500
         steps_per_epoch = -(-int((np.diff(train.indptr) > 0).sum()) // batch_size)
         fit = dict(epochs=epochs, batch_size=batch_size, anneal_cap=args.anneal_cap,
-                   anneal_steps=(args.anneal_epochs or epochs) * steps_per_epoch)
+                   anneal_steps=(args.anneal_epochs or epochs) * steps_per_epoch, seed=args.seed)
     elif name == "two-tower":
         model = cf.TwoTower(n_u, n_i, args.dim or 64, history=True, user_ids=not args.no_user_ids,
                             shared_history=args.shared_history, layers=args.layers,
                             temperature=args.temperature or 0.1, logq=0.0 if args.no_logq else args.logq,
-                            optimizer=args.optimizer or "adagrad", lr=args.lr or 0.05)
+                            optimizer=args.optimizer or "adagrad", lr=args.lr or 0.05, seed=args.seed)
         fit = dict(epochs=args.epochs or 20, batch_size=args.batch_size or 2048, n_mixed=args.n_neg or 0,
-                   lr_decay=args.lr_decay)
+                   lr_decay=args.lr_decay, seed=args.seed)
     else:
         raise SystemExit(f"unknown model {name!r}; one of {sorted(PUBLISHED)}")
     return model, fit
@@ -86,6 +88,8 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("model", choices=sorted(PUBLISHED))
     ap.add_argument("--epochs", type=int)
+    ap.add_argument("--seed", type=int, default=0, help="initialization and sampling seed (the model's and fit()'s; "
+                    "the validation split stays seed 0)")
     ap.add_argument("--lr", type=float)
     ap.add_argument("--dim", type=int, help="embedding width: mf-bpr, two-tower (64), neumf (32; MLP dim-dim/2-dim/4)")
     ap.add_argument("--lr-decay", type=float, default=1.0, help="mf-bpr, two-tower: lr x this after each epoch")
