@@ -57,9 +57,10 @@ PER_DATA = {
     # models pick up the histories, so early stopping needs a long horizon there
     ("sasrec", "lastfm"): ({}, dict(epochs=400, eval_every=10, patience=10)),
     # batch 64, mask 0.4, dropout 0.1, random windows over long histories, AdamW with decay 1.0: picked on
-    # validation (benchmarks/quality/results/bert4rec_lastfm_s0_b*.json); 3 layers over 2: the higher mean validation
-    # NDCG@10 over seeds 0-4 (bert4rec_lastfm_s*_..._mask_prob_0.4{,_layers_3}.json)
-    ("bert4rec", "lastfm"): (dict(layers=3, mask_prob=0.4, dropout=0.1, random_windows=True),
+    # validation (benchmarks/quality/results/bert4rec_lastfm_s0_b*.json); depth by the mean validation NDCG@10 over
+    # seeds 0-4: 3 layers over 2, then 4 over 3, 4 heads and a 100-item window
+    # (bert4rec_lastfm_s*_..._mask_prob_0.4{,_layers_3,_layers_4,_layers_3_heads_4,_layers_3_max_len_100}.json)
+    ("bert4rec", "lastfm"): (dict(layers=4, mask_prob=0.4, dropout=0.1, random_windows=True),
                              dict(epochs=400, eval_every=10, patience=10, batch_size=64, optimizer="adamw",
                                   weight_decay=1.0)),
 }
