@@ -62,7 +62,7 @@ def build(name: str, train: data.Interactions, args: argparse.Namespace):
         else:
             model = cf.NCF(n_u, n_i, kind="neumf", **ncf)
     elif name == "mult-vae":
-        model = cf.MultVAE(n_u, n_i, hidden=600, latent=200, dropout=args.dropout, init=args.init,
+        model = cf.MultVAE(n_u, n_i, hidden=args.hidden, latent=args.latent, dropout=args.dropout, init=args.init,
                            sparse_input=not args.dense_input, lr=args.lr or 1e-3, seed=args.seed)
         epochs, batch_size = args.epochs or 20, args.batch_size or 500
         steps_per_epoch = -(-int((np.diff(train.indptr) > 0).sum()) // batch_size)
@@ -99,6 +99,8 @@ def main() -> None:
                     "loss)")
     ap.add_argument("--batch-size", type=int,
                     help="mf-bpr, neumf (default 4096), two-tower (default 2048), mult-vae (default 500)")
+    ap.add_argument("--hidden", type=int, default=600, help="mult-vae: hidden width (the paper's 600)")
+    ap.add_argument("--latent", type=int, default=200, help="mult-vae: latent width (the paper's 200)")
     ap.add_argument("--dropout", type=float, default=0.5, help="mult-vae: input dropout rate")
     ap.add_argument("--anneal-cap", type=float, default=0.2, help="mult-vae: the KL weight's cap")
     ap.add_argument("--init", choices=("xavier", "torch"), default="xavier",
