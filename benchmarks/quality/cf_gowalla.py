@@ -7,6 +7,8 @@ items with the user's train items excluded, train and evaluation time.
     python benchmarks/quality/cf_gowalla.py neumf --pretrain-epochs 10   # GMF and MLP first, as the NCF paper
     python benchmarks/quality/cf_gowalla.py neumf --loss bpr --shared-neg 256   # BPR against the mean over 256
     python benchmarks/quality/cf_gowalla.py neumf --optimizer dense_adam   # Adam on every table row each step
+    python benchmarks/quality/cf_gowalla.py neumf --pretrained G/epoch100.pt M/epoch20.pt   # GMF, MLP saved by
+        # their own runs (cf_gowalla.py gmf / mlp --save-every N --save-dir G), each with its own settings
 
 ``--valid`` holds out 10% of each user's train items as validation, trains on the rest and reports validation
 metrics every ``--eval-every`` epochs: settings are chosen on it, never on test.txt. Without it the model trains on
@@ -35,7 +37,7 @@ from fastrec.models import cf
 DATA = Path(os.environ.get("FASTREC_DATA", Path(__file__).resolve().parents[2] / ".." / "shared" / "data"))
 
 PUBLISHED = {"mf-bpr": (0.1627, 0.1378), "neumf": (0.1399, 0.1212), "mult-vae": (0.1641, 0.1335),
-             "two-tower": (0.1754, 0.1473)}
+             "two-tower": (0.1754, 0.1473), "gmf": None, "mlp": None}  # GMF, MLP: NeuMF's parts, no BARS number
 
 
 def build(name: str, train: data.Interactions, args: argparse.Namespace):
@@ -48,19 +50,26 @@ def build(name: str, train: data.Interactions, args: argparse.Namespace):
         fit = dict(loss="bpr", epochs=args.epochs or 120, batch_size=args.batch_size or 4096,
                    reg=1e-2 if args.reg is None else args.reg, lr_decay=args.lr_decay, margin=args.margin,
                    seed=args.seed, **negatives)
-    elif name == "neumf":
+    elif name in ("neumf", "gmf", "mlp"):
         fit = dict(epochs=args.epochs or 10, batch_size=args.batch_size or 4096, n_neg=args.n_neg,
                    shared_neg=args.shared_neg or 0, reg=args.reg or 0.0, loss=args.loss, seed=args.seed)
         dim = args.dim or 32  # GMF width; the MLP tower narrows dim -> dim/2 -> dim/4
         ncf = dict(dim=dim, layers=(dim, dim // 2, dim // 4), optimizer=args.optimizer or "adam", lr=args.lr or 1e-3,
-                   seed=args.seed)
-        if args.pretrain_epochs:  # the paper's pretraining: GMF and MLP alone, then mixed (alpha .5) and fine-tuned
+                   init_std=args.init_std, seed=args.seed)
+        finetune = dict(alpha=0.5, optimizer=ncf["optimizer"], lr=args.finetune_lr or ncf["lr"])
+        if args.pretrained:  # the paper's pretraining, GMF and MLP trained by their own runs
+            parts = [cf.load_model(p) for p in args.pretrained]
+            for path, part in zip(args.pretrained, parts):
+                if part.seen is None or part.seen.nnz != train.nnz:
+                    raise SystemExit(f"--pretrained {path}: trained on another split than this run's "
+                                     f"({train.nnz} train interactions; --valid runs need --valid parts)")
+            model = cf.NCF.from_pretrained(*parts, **finetune)
+        elif args.pretrain_epochs:  # the paper's pretraining: GMF and MLP alone, then mixed (alpha .5) and fine-tuned
             parts = [cf.NCF(n_u, n_i, kind=kind, **ncf).fit(train, **{**fit, "epochs": args.pretrain_epochs})
                      for kind in ("gmf", "mlp")]
-            model = cf.NCF.from_pretrained(*parts, alpha=0.5, optimizer=ncf["optimizer"],
-                                           lr=args.finetune_lr or ncf["lr"])
+            model = cf.NCF.from_pretrained(*parts, **finetune)
         else:
-            model = cf.NCF(n_u, n_i, kind="neumf", **ncf)
+            model = cf.NCF(n_u, n_i, kind=name, **ncf)
     elif name == "mult-vae":
         model = cf.MultVAE(n_u, n_i, hidden=args.hidden, latent=args.latent, dropout=args.dropout, init=args.init,
                            sparse_input=not args.dense_input, lr=args.lr or 1e-3, seed=args.seed)
@@ -91,11 +100,12 @@ def main() -> None:
     ap.add_argument("--seed", type=int, default=0, help="initialization and sampling seed (the model's and fit()'s; "
                     "the validation split stays seed 0)")
     ap.add_argument("--lr", type=float)
-    ap.add_argument("--dim", type=int, help="embedding width: mf-bpr, two-tower (64), neumf (32; MLP dim-dim/2-dim/4)")
+    ap.add_argument("--dim", type=int, help="embedding width: mf-bpr, two-tower (64), gmf / mlp / neumf (32; MLP "
+                    "dim-dim/2-dim/4)")
     ap.add_argument("--lr-decay", type=float, default=1.0, help="mf-bpr, two-tower: lr x this after each epoch")
     ap.add_argument("--n-neg", type=int)
-    ap.add_argument("--shared-neg", type=int, help="mf-bpr, neumf: N uniform negatives per batch shared by its "
-                    "positives (mf-bpr: instead of --n-neg per positive; neumf: --n-neg weighs their mean in the log "
+    ap.add_argument("--shared-neg", type=int, help="mf-bpr, gmf, mlp, neumf: N uniform negatives per batch shared by its "
+                    "positives (mf-bpr: instead of --n-neg per positive; NCF: --n-neg weighs their mean in the log "
                     "loss)")
     ap.add_argument("--batch-size", type=int,
                     help="mf-bpr, neumf (default 4096), two-tower (default 2048), mult-vae (default 500)")
@@ -111,13 +121,18 @@ def main() -> None:
     ap.add_argument("--anneal-epochs", type=int,
                     help="mult-vae: the KL weight is min(--anneal-cap, epochs so far / this) (the paper code's "
                     "total_anneal_steps, counted in epochs; default: --epochs)")
-    ap.add_argument("--reg", type=float, help="L2 weight (mf-bpr, neumf)")
+    ap.add_argument("--reg", type=float, help="L2 weight (mf-bpr, gmf, mlp, neumf)")
     ap.add_argument("--margin", type=float, default=0.0, help="mf-bpr: BPR term softplus(s_neg - s_pos + margin)")
     ap.add_argument("--loss", choices=("log", "bpr"), default="log",
-                    help="neumf: log loss (the NCF paper) or BPR (NGCF's NeuMF baseline)")
+                    help="gmf, mlp, neumf: log loss (the NCF paper) or BPR (NGCF's NeuMF baseline)")
     ap.add_argument("--pretrain-epochs", type=int, default=0,
                     help="neumf: first train GMF and MLP alone for this many epochs each (counted in train_s)")
-    ap.add_argument("--finetune-lr", type=float, help="neumf with --pretrain-epochs: lr after pretraining (--lr)")
+    ap.add_argument("--finetune-lr", type=float, help="neumf with --pretrain-epochs / --pretrained: lr after "
+                    "pretraining (--lr)")
+    ap.add_argument("--pretrained", type=Path, nargs=2, metavar=("GMF", "MLP"),
+                    help="neumf: start from these saved GMF and MLP models (trained on the same split: --valid runs "
+                    "for a --valid run), mixed at alpha .5, then fine-tuned with --optimizer at --finetune-lr")
+    ap.add_argument("--init-std", type=float, default=0.01, help="gmf, mlp, neumf: embeddings start N(0, s^2)")
     ap.add_argument("--biases", action="store_true", help="item (and user) biases (mf-bpr)")
     ap.add_argument("--temperature", type=float)
     ap.add_argument("--no-logq", action="store_true", help="two-tower without the log-Q correction")
