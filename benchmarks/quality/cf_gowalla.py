@@ -57,6 +57,8 @@ def build(name: str, train: data.Interactions, args: argparse.Namespace):
         ncf = dict(dim=dim, layers=(dim, dim // 2, dim // 4), optimizer=args.optimizer or "adam", lr=args.lr or 1e-3,
                    init_std=args.init_std, seed=args.seed)
         finetune = dict(alpha=0.5, optimizer=ncf["optimizer"], lr=args.finetune_lr or ncf["lr"])
+        if name != "neumf" and (args.pretrained or args.pretrain_epochs):
+            raise SystemExit(f"--pretrained / --pretrain-epochs build a NeuMF: run them as neumf, not {name}")
         if args.pretrained:  # the paper's pretraining, GMF and MLP trained by their own runs
             parts = [cf.load_model(p) for p in args.pretrained]
             for path, part in zip(args.pretrained, parts):
@@ -104,11 +106,11 @@ def main() -> None:
                     "dim-dim/2-dim/4)")
     ap.add_argument("--lr-decay", type=float, default=1.0, help="mf-bpr, two-tower: lr x this after each epoch")
     ap.add_argument("--n-neg", type=int)
-    ap.add_argument("--shared-neg", type=int, help="mf-bpr, gmf, mlp, neumf: N uniform negatives per batch shared by its "
-                    "positives (mf-bpr: instead of --n-neg per positive; NCF: --n-neg weighs their mean in the log "
-                    "loss)")
+    ap.add_argument("--shared-neg", type=int, help="mf-bpr, gmf, mlp, neumf: N uniform negatives per batch shared "
+                    "by its positives (mf-bpr: instead of --n-neg per positive; NCF: --n-neg weighs their mean in the "
+                    "log loss)")
     ap.add_argument("--batch-size", type=int,
-                    help="mf-bpr, neumf (default 4096), two-tower (default 2048), mult-vae (default 500)")
+                    help="mf-bpr, gmf, mlp, neumf (default 4096), two-tower (default 2048), mult-vae (default 500)")
     ap.add_argument("--hidden", type=int, default=600, help="mult-vae: hidden width (the paper's 600)")
     ap.add_argument("--latent", type=int, default=200, help="mult-vae: latent width (the paper's 200)")
     ap.add_argument("--dropout", type=float, default=0.5, help="mult-vae: input dropout rate")
