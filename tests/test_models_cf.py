@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import copy
 import math
+import re
 
 import numpy as np
 import pytest
@@ -534,25 +535,30 @@ def test_mult_vae_xavier_init_follows_the_paper_code():
         MultVAE(N_USERS, n_items, sparse_input="no")
 
 
-@pytest.mark.parametrize("variational", [False, True])
-def test_mult_vae_dense_input_trains_as_torch_adam_on_a_dense_first_layer(implicit, variational):
+@pytest.mark.parametrize(("variational", "milestones"), [(False, ()), (True, ()), (True, (1, 2))])
+def test_mult_vae_dense_input_trains_as_torch_adam_on_a_dense_first_layer(implicit, variational, milestones):
     """sparse_input=False trains as the paper's code does: the first layer a dense [n_items, hidden] matrix under
     torch's Adam, so a row no item of the batch touches still moves through its momentum. A plain loop over the
-    same batches (dense input rows times a dense matrix, Adam on every parameter, L2 on every weight) reaches the
-    same weights; the fused lazy table (sparse_input=True, the default) does not."""
+    same batches (dense input rows times a dense matrix, Adam on every parameter, L2 on every weight, the lr
+    stepped down as torch's MultiStepLR does) reaches the same weights; the fused lazy table (sparse_input=True,
+    the default) does not."""
     train, _ = implicit
-    epochs, batch, lr, reg = 3, 16, 0.01, 0.01
+    epochs, batch, lr, reg, gamma = 3, 16, 0.01, 0.01, 0.3
+    schedule = dict(lr_milestones=milestones, lr_gamma=gamma)
 
     def make(sparse):  # dropout 0: the VAE's noise is the only draw left, replayed below from fit's seed
         return MultVAE(N_USERS, N_ITEMS, 16, 4, dropout=0.0, variational=variational, reg=reg, sparse_input=sparse,
                        lr=lr, seed=3)
 
-    fitted = make(False).fit(train, epochs=epochs, batch_size=batch, seed=5, anneal_steps=10, show_progress=False)
-    lazy = make(True).fit(train, epochs=epochs, batch_size=batch, seed=5, anneal_steps=10, show_progress=False)
+    fitted = make(False).fit(train, epochs=epochs, batch_size=batch, seed=5, anneal_steps=10, show_progress=False,
+                             **schedule)
+    lazy = make(True).fit(train, epochs=epochs, batch_size=batch, seed=5, anneal_steps=10, show_progress=False,
+                          **schedule)
     ref = make(False)
     m = train.to_scipy().tocsr().astype(np.float32)
     rows_with_data, rng = np.flatnonzero(np.diff(m.indptr) > 0), np.random.default_rng(5)
     opt = torch.optim.Adam(ref.parameters(), lr=lr)
+    scheduler = torch.optim.lr_scheduler.MultiStepLR(opt, list(milestones), gamma)
     torch.manual_seed(5)
     step = 0
     for _ in range(epochs):
@@ -572,9 +578,37 @@ def test_mult_vae_dense_input_trains_as_torch_adam_on_a_dense_first_layer(implic
             (nll + kl + 0.5 * reg * l2).backward()
             opt.step()
             step += 1
+        scheduler.step()
     for name, want in ref.state_dict().items():
         torch.testing.assert_close(fitted.state_dict()[name], want, rtol=1e-4, atol=1e-5, msg=name)
     assert not torch.allclose(lazy.tables.weight("input"), ref.input_weight, atol=1e-3)
+
+
+@pytest.mark.parametrize("sparse_input", [True, False])
+def test_autoencoder_lr_milestones_step_the_input_table_and_the_layers(implicit, sparse_input):
+    """After a milestone with a vanishing lr_gamma nothing moves any more, the fused input table included; the
+    next fit starts again from the constructor's lr. Bad milestones and gammas are refused by name."""
+    train, _ = implicit
+
+    def fit(model, epochs, **schedule):
+        return model.fit(train, epochs=epochs, batch_size=16, seed=2, show_progress=False, **schedule)
+
+    def make():
+        return MultVAE(N_USERS, N_ITEMS, 16, 4, sparse_input=sparse_input, lr=0.01, seed=3)
+
+    one = fit(make(), 1)
+    frozen = fit(make(), 3, lr_milestones=(1,), lr_gamma=1e-12)
+    for name, want in one.state_dict().items():  # the weights; the Adam moments and step count go on
+        if "optimizer" not in name:
+            torch.testing.assert_close(frozen.state_dict()[name], want, rtol=0, atol=1e-6, msg=name)
+    table = frozen._input_table().detach().clone()
+    fit(frozen, 1)  # no milestones: the constructor's lr again
+    assert (frozen._input_table() - table).abs().max() > 1e-3
+    for kwargs, match in (({"lr_milestones": (0,)}, "lr_milestones must be a positive int, got 0"),
+                          ({"lr_milestones": (2.5,)}, "lr_milestones must be a positive int, got 2.5"),
+                          ({"lr_gamma": 0.0}, "lr_gamma must be a positive number, got 0.0")):
+        with pytest.raises(ValueError, match=re.escape(match)):
+            fit(make(), 1, **kwargs)
 
 
 def test_mult_vae_kl_weight_is_the_paper_codes_schedule():

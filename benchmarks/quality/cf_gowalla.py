@@ -78,7 +78,8 @@ def build(name: str, train: data.Interactions, args: argparse.Namespace):
         epochs, batch_size = args.epochs or 20, args.batch_size or 500
         steps_per_epoch = -(-int((np.diff(train.indptr) > 0).sum()) // batch_size)
         fit = dict(epochs=epochs, batch_size=batch_size, anneal_cap=args.anneal_cap,
-                   anneal_steps=(args.anneal_epochs or epochs) * steps_per_epoch, seed=args.seed)
+                   anneal_steps=(args.anneal_epochs or epochs) * steps_per_epoch, seed=args.seed,
+                   lr_milestones=args.lr_milestones, lr_gamma=args.lr_gamma)
     elif name == "two-tower":
         model = cf.TwoTower(n_u, n_i, args.dim or 64, history=True, user_ids=not args.no_user_ids,
                             shared_history=args.shared_history, layers=args.layers,
@@ -120,6 +121,9 @@ def main() -> None:
     ap.add_argument("--dense-input", action="store_true",
                     help="mult-vae: the first layer a dense matrix under torch's Adam (the paper code) instead of "
                          "a fused table under lazy Adam")
+    ap.add_argument("--lr-milestones", type=int, nargs="+", default=(), metavar="E",
+                    help="mult-vae: lr x --lr-gamma after each of these many epochs (step decay)")
+    ap.add_argument("--lr-gamma", type=float, default=0.1, help="mult-vae: see --lr-milestones")
     ap.add_argument("--anneal-epochs", type=int,
                     help="mult-vae: the KL weight is min(--anneal-cap, epochs so far / this) (the paper code's "
                     "total_anneal_steps, counted in epochs; default: --epochs)")

@@ -38,6 +38,7 @@ from fastrec.models.cf.base import (
     fused_optimizer,
     interactions_like,
     progress,
+    set_lr,
 )
 
 __all__ = ["AutoRec", "CDAE", "DeepRec", "MultDAE", "MultVAE"]
@@ -124,11 +125,19 @@ class _RowAutoencoder(Recommender):
         raise NotImplementedError
 
     def fit(self, train: Interactions, *, epochs: int = 100, batch_size: int = 500, seed: int = 0,
-            show_progress: bool = True, callback: Any = None, **loss_args: Any) -> _RowAutoencoder:
-        """Trains on the rows of ``train`` (users, or items for I-AutoRec), ``batch_size`` rows per step."""
+            lr_milestones: Sequence[int] = (), lr_gamma: float = 0.1, show_progress: bool = True,
+            callback: Any = None, **loss_args: Any) -> _RowAutoencoder:
+        """Trains on the rows of ``train`` (users, or items for I-AutoRec), ``batch_size`` rows per step.
+
+        ``lr_milestones`` / ``lr_gamma``: step decay as torch's ``MultiStepLR``: after ``m`` epochs, for each
+        milestone ``m``, the learning rate (input table's and other layers') is multiplied by ``lr_gamma``; each
+        ``fit`` starts again from the constructor's ``lr``. ``callback(model, epoch)`` runs after each epoch."""
         train = interactions_like(train, self)
         check_positive("epochs", epochs, integer=True)
         check_positive("batch_size", batch_size, integer=True)
+        for m in lr_milestones:
+            check_positive("lr_milestones", m, integer=True)
+        check_positive("lr_gamma", lr_gamma)
         self.set_seen(train)
         self._set_loss_args(**loss_args)
         matrix = self._matrix(train)
@@ -137,9 +146,11 @@ class _RowAutoencoder(Recommender):
         rng = np.random.default_rng(seed)
         dense = dense_optimizer(self.optimizer_name, [p for n, p in self.named_parameters() if "tables" not in n],
                                 self.lr)
+        table_optimizer = self.tables.ebc.optimizer if hasattr(self, "tables") else None
         self.train()
         step = 0
         for epoch in range(epochs):
+            set_lr(table_optimizer, dense, self.lr * lr_gamma ** sum(epoch >= m for m in lr_milestones))
             n_batches = -(-rows_with_data.size // batch_size)
             for b in progress(entry_batches(rows_with_data.size, batch_size, rng), f"epoch {epoch + 1}/{epochs}",
                               show_progress, n_batches):

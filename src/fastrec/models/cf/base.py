@@ -53,9 +53,10 @@ def dense_optimizer(name: str, params: Sequence[nn.Parameter], lr: float) -> tor
     return _DENSE[name](params, lr=lr, fused=True) if params else None
 
 
-def set_lr(tables: FusedOptimizer, dense: torch.optim.Optimizer | None, lr: float) -> None:
-    """Sets the learning rate of a model's fused table optimizer and of its dense optimizer (if any)."""
-    tables.lr = lr
+def set_lr(tables: FusedOptimizer | None, dense: torch.optim.Optimizer | None, lr: float) -> None:
+    """Sets the learning rate of a model's fused table optimizer and of its dense optimizer (each if any)."""
+    if tables is not None:
+        tables.lr = lr
     for group in dense.param_groups if dense is not None else ():
         group["lr"] = lr
 
