@@ -609,6 +609,8 @@ def test_autoencoder_lr_milestones_step_the_input_table_and_the_layers(implicit,
                           ({"lr_gamma": 0.0}, "lr_gamma must be a positive number, got 0.0")):
         with pytest.raises(ValueError, match=re.escape(match)):
             fit(make(), 1, **kwargs)
+    with pytest.raises(TypeError, match="lr_milestones must be a sequence of epoch counts, got 30"):
+        fit(make(), 1, lr_milestones=30)
 
 
 def test_mult_vae_kl_weight_is_the_paper_codes_schedule():

@@ -135,6 +135,8 @@ class _RowAutoencoder(Recommender):
         train = interactions_like(train, self)
         check_positive("epochs", epochs, integer=True)
         check_positive("batch_size", batch_size, integer=True)
+        if not isinstance(lr_milestones, Sequence):
+            raise TypeError(f"lr_milestones must be a sequence of epoch counts, got {lr_milestones!r}")
         for m in lr_milestones:
             check_positive("lr_milestones", m, integer=True)
         check_positive("lr_gamma", lr_gamma)
